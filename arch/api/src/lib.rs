@@ -1,0 +1,135 @@
+//! The architecture interface of Stratus.
+//!
+//! `kernel-core` and the drivers are written against the [`Arch`] trait and never
+//! name an architecture crate; a platform crate picks the implementation
+//! (`arch-x86_64` or `arch-aarch64`). The compiler thereby keeps the portable
+//! code portable, and host tests run it against a fake implementation.
+//!
+//! [`Arch`] is a composition of small traits, one per concern (after axplat):
+//! [`Cpu`] for control of the executing processor, [`Clock`] for the free-running
+//! counter, [`DeviceMapper`] for mapping device registers, and [`Power`] for
+//! stopping the machine. This crate holds no hardware code.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod mapping;
+
+pub use mapping::{DeviceMapping, FrameSource, MapError};
+
+/// A CPU architecture as seen by the portable kernel.
+pub trait Arch: Cpu + Clock + DeviceMapper + Power + 'static {
+    /// The name used in logs and in the ready line (`x86_64`, `aarch64`).
+    const NAME: &'static str;
+
+    /// The I/O port of a legacy PC serial port to use as console when ACPI has
+    /// no SPCR table (x86: COM1 at 0x3f8). `None` where there is no such thing.
+    const LEGACY_CONSOLE_PORT: Option<u16>;
+
+    /// Access to the I/O port space, where the architecture has one (x86).
+    fn port_io() -> Option<PortIo>;
+}
+
+/// Byte access to an I/O port space (x86 `in`/`out`). Plain function
+/// pointers, so that drivers stay free of architecture code.
+#[derive(Clone, Copy, Debug)]
+pub struct PortIo {
+    /// Reads the byte at a port.
+    pub read_u8: fn(u16) -> u8,
+    /// Writes a byte to a port.
+    pub write_u8: fn(u16, u8),
+    /// Reads 32 bits at a port.
+    pub read_u32: fn(u16) -> u32,
+}
+
+/// Control of the processor that executes the caller.
+pub trait Cpu {
+    /// Installs exception vectors (and on x86 the GDT, TSS and IDT) so that a CPU
+    /// exception is reported with its name, faulting address and registers
+    /// instead of resetting the machine. Called once, first thing at kernel entry.
+    fn init_exceptions();
+
+    /// Unmasks interrupts on this CPU.
+    fn enable_interrupts();
+
+    /// Masks interrupts on this CPU.
+    fn disable_interrupts();
+
+    /// Waits for the next interrupt (x86 `hlt`, aarch64 `wfi`).
+    fn wait_for_interrupt();
+
+    /// Masks interrupts and stops this CPU for good.
+    fn halt() -> ! {
+        Self::disable_interrupts();
+        loop {
+            Self::wait_for_interrupt();
+        }
+    }
+
+    /// Architecture-specific identification of the boot CPU for the boot log
+    /// (vendor and model string, or MIDR).
+    fn describe(out: &mut dyn core::fmt::Write) -> core::fmt::Result;
+}
+
+/// The CPU's free-running, monotonic counter (x86 TSC, aarch64 CNTVCT_EL0).
+pub trait Clock {
+    /// The counter's current value.
+    fn ticks() -> u64;
+
+    /// Counter frequency in Hz when the architecture can state it without
+    /// measuring (aarch64 `CNTFRQ_EL0`, x86 CPUID leaf 0x15). `None` means the
+    /// counter must be calibrated against a reference clock found in ACPI.
+    fn ticks_per_second() -> Option<u64>;
+}
+
+/// Mapping device registers (MMIO) with device memory attributes: uncached on
+/// x86, Device-nGnRnE on aarch64. Cacheable accesses to registers — for
+/// instance through the higher-half direct map — are never correct.
+pub trait DeviceMapper {
+    /// Maps `mapping.len` bytes at physical `mapping.phys` to virtual
+    /// `mapping.virt` in the current address space. Page-table frames come from
+    /// `frames`; table memory is reached through the direct map at `hhdm_offset`.
+    fn map_device(
+        mapping: DeviceMapping,
+        hhdm_offset: u64,
+        frames: &mut dyn FrameSource,
+    ) -> Result<(), MapError>;
+}
+
+/// How the kernel asks to stop the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything went as intended.
+    Success,
+    /// The kernel stops because of an error (panic, fatal exception).
+    Failure,
+}
+
+/// The means the firmware offers to stop the machine, as discovered in ACPI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PowerMethods {
+    /// aarch64: PSCI is implemented (FADT ARM boot flags); `psci_hvc` says
+    /// whether the conduit is HVC (virtual machines) or SMC (bare metal).
+    pub psci: Option<PsciConduit>,
+    /// x86: the FADT reset register is an I/O port accepting `reset_value`.
+    pub acpi_reset_port: Option<(u16, u8)>,
+    /// The kernel runs under a QEMU test harness (command line `exit=qemu`):
+    /// report the exit status through QEMU's exit devices (x86
+    /// `isa-debug-exit` at port 0xf4, aarch64 semihosting `SYS_EXIT`).
+    pub qemu_exit: bool,
+}
+
+/// The instruction that reaches PSCI firmware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PsciConduit {
+    /// Hypervisor call: virtual machines.
+    Hvc,
+    /// Secure monitor call: bare metal.
+    Smc,
+}
+
+/// Stopping the machine.
+pub trait Power {
+    /// Stops the machine with `status`, using `methods` in order of
+    /// preference; halts the CPU when none works.
+    fn power_off(status: ExitStatus, methods: &PowerMethods) -> !;
+}

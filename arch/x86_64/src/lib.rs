@@ -1,0 +1,81 @@
+//! x86_64 implementation of [`stratus_arch::Arch`].
+//!
+//! GDT with a TSS whose first interrupt stack serves double faults, an IDT
+//! whose exception stubs report the CPU state, the TSC as clock, 4-level
+//! paging through the `x86_64` crate for device mappings, port I/O, and
+//! power-off through QEMU's debug-exit device when under the test harness.
+#![no_std]
+
+mod clock;
+mod cpu_info;
+mod exceptions;
+mod gdt;
+mod paging;
+mod ports;
+mod power;
+
+use stratus_arch::{
+    Arch, Clock, Cpu, DeviceMapper, DeviceMapping, ExitStatus, FrameSource, MapError, PortIo,
+    Power, PowerMethods,
+};
+
+/// The x86_64 architecture.
+pub struct X86_64;
+
+impl Arch for X86_64 {
+    const NAME: &'static str = "x86_64";
+    const LEGACY_CONSOLE_PORT: Option<u16> = Some(0x3f8);
+
+    fn port_io() -> Option<PortIo> {
+        Some(ports::PORT_IO)
+    }
+}
+
+impl Cpu for X86_64 {
+    fn init_exceptions() {
+        gdt::init();
+        exceptions::init();
+    }
+
+    fn enable_interrupts() {
+        x86_64::instructions::interrupts::enable();
+    }
+
+    fn disable_interrupts() {
+        x86_64::instructions::interrupts::disable();
+    }
+
+    fn wait_for_interrupt() {
+        x86_64::instructions::hlt();
+    }
+
+    fn describe(out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        cpu_info::describe(out)
+    }
+}
+
+impl Clock for X86_64 {
+    fn ticks() -> u64 {
+        clock::read_tsc()
+    }
+
+    fn ticks_per_second() -> Option<u64> {
+        clock::tsc_frequency_from_cpuid()
+    }
+}
+
+impl DeviceMapper for X86_64 {
+    fn map_device(
+        mapping: DeviceMapping,
+        hhdm_offset: u64,
+        frames: &mut dyn FrameSource,
+    ) -> Result<(), MapError> {
+        paging::map_device(mapping, hhdm_offset, frames)
+    }
+}
+
+impl Power for X86_64 {
+    fn power_off(status: ExitStatus, methods: &PowerMethods) -> ! {
+        power::power_off(status, methods)
+    }
+}

@@ -1,0 +1,145 @@
+//! NS16550 UART (the PC serial port).
+//!
+//! Registers (National Semiconductor PC16550D data sheet, table "Register
+//! summary"), by index: 0 RBR/THR (DLL when DLAB=1), 1 IER (DLM when DLAB=1),
+//! 2 IIR/FCR, 3 LCR, 4 MCR, 5 LSR, 6 MSR, 7 SCR. The register stride is not
+//! fixed — 1 byte on the PC and Graviton, 4 bytes on many SoCs — so registers
+//! are addressed by index through [`Ns16550Registers`] rather than a fixed
+//! `tock-registers` layout.
+
+use stratus_arch::PortIo;
+
+const THR: u16 = 0;
+const DLL: u16 = 0;
+const IER: u16 = 1;
+const DLM: u16 = 1;
+const FCR: u16 = 2;
+const LCR: u16 = 3;
+const MCR: u16 = 4;
+const LSR: u16 = 5;
+
+/// LCR: divisor latch access bit.
+const LCR_DLAB: u8 = 0x80;
+/// LCR: 8 data bits, no parity, one stop bit.
+const LCR_8N1: u8 = 0x03;
+/// FCR: enable and clear both FIFOs.
+const FCR_ENABLE_CLEAR: u8 = 0x07;
+/// MCR: DTR, RTS and OUT2 (OUT2 gates the interrupt line on PCs).
+const MCR_DTR_RTS_OUT2: u8 = 0x0b;
+/// LSR: transmit holding register empty.
+const LSR_THR_EMPTY: u8 = 0x20;
+
+/// The 1.8432 MHz clock of PC-compatible UARTs, divided by 16.
+const PC_UART_BASE_BAUD: u32 = 115_200;
+
+/// Bound on the wait for the transmitter; a UART that never drains (absent
+/// device, broken SPCR) must not hang the kernel.
+const TX_SPIN_LIMIT: u32 = 1_000_000;
+
+/// Where a 16550's registers are.
+#[derive(Clone, Copy, Debug)]
+pub enum Ns16550Registers {
+    /// I/O ports `base..base+8`.
+    Port {
+        /// First port.
+        base: u16,
+        /// Port accessors of the architecture.
+        io: PortIo,
+    },
+    /// Memory-mapped registers.
+    Mmio {
+        /// Virtual address of register 0 (device memory).
+        base: usize,
+        /// Stride and access width in bytes (1 or 4).
+        width: u8,
+    },
+}
+
+impl Ns16550Registers {
+    /// Memory-mapped registers at `base` with a stride of `width` bytes.
+    ///
+    /// # Safety
+    /// `base` must map the UART's registers with device attributes, for
+    /// `8 * width` bytes, for as long as the value is used.
+    pub unsafe fn mmio(base: usize, width: u8) -> Self {
+        Ns16550Registers::Mmio {
+            base,
+            width: if width >= 4 { 4 } else { 1 },
+        }
+    }
+
+    fn read(&self, reg: u16) -> u8 {
+        match *self {
+            Ns16550Registers::Port { base, io } => (io.read_u8)(base + reg),
+            Ns16550Registers::Mmio { base, width: 4 } => {
+                // SAFETY: `mmio`'s contract: mapped device registers, 4-byte stride.
+                unsafe { core::ptr::read_volatile((base + 4 * reg as usize) as *const u32) as u8 }
+            }
+            Ns16550Registers::Mmio { base, .. } => {
+                // SAFETY: `mmio`'s contract: mapped device registers, 1-byte stride.
+                unsafe { core::ptr::read_volatile((base + reg as usize) as *const u8) }
+            }
+        }
+    }
+
+    fn write(&self, reg: u16, value: u8) {
+        match *self {
+            Ns16550Registers::Port { base, io } => (io.write_u8)(base + reg, value),
+            Ns16550Registers::Mmio { base, width: 4 } => {
+                // SAFETY: `mmio`'s contract: mapped device registers, 4-byte stride.
+                unsafe {
+                    core::ptr::write_volatile(
+                        (base + 4 * reg as usize) as *mut u32,
+                        u32::from(value),
+                    )
+                }
+            }
+            Ns16550Registers::Mmio { base, .. } => {
+                // SAFETY: `mmio`'s contract: mapped device registers, 1-byte stride.
+                unsafe { core::ptr::write_volatile((base + reg as usize) as *mut u8, value) }
+            }
+        }
+    }
+}
+
+/// An NS16550 driven by polling.
+pub struct Ns16550 {
+    regs: Ns16550Registers,
+}
+
+// SAFETY: the registers are plain device addresses or port numbers; every
+// access is a single volatile read or write, and the logger serialises use.
+unsafe impl Sync for Ns16550 {}
+// SAFETY: as for Sync; nothing is tied to the creating CPU.
+unsafe impl Send for Ns16550 {}
+
+impl Ns16550 {
+    /// Takes over the UART. With `baud` set, programs 8N1 at that rate
+    /// (PC clock assumed, as on every x86 cloud); otherwise keeps the
+    /// firmware's line settings, as the clock of an MMIO UART is unknown.
+    pub fn new(regs: Ns16550Registers, baud: Option<u32>) -> Self {
+        let uart = Self { regs };
+        uart.regs.write(IER, 0);
+        if let (Ns16550Registers::Port { .. }, Some(baud)) = (regs, baud) {
+            let divisor = (PC_UART_BASE_BAUD / baud.max(1)).clamp(1, 0xffff) as u16;
+            uart.regs.write(LCR, LCR_DLAB);
+            uart.regs.write(DLL, divisor as u8);
+            uart.regs.write(DLM, (divisor >> 8) as u8);
+            uart.regs.write(LCR, LCR_8N1);
+            uart.regs.write(FCR, FCR_ENABLE_CLEAR);
+            uart.regs.write(MCR, MCR_DTR_RTS_OUT2);
+        }
+        uart
+    }
+
+    /// Sends one byte, waiting (bounded) for room in the transmitter.
+    pub fn write_byte(&self, byte: u8) {
+        for _ in 0..TX_SPIN_LIMIT {
+            if self.regs.read(LSR) & LSR_THR_EMPTY != 0 {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        self.regs.write(THR, byte);
+    }
+}

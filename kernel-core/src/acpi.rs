@@ -1,0 +1,283 @@
+//! ACPI discovery through the `acpi` crate: which tables there are, the
+//! console (SPCR), and the power and timer facilities (FADT).
+//!
+//! A missing or malformed table is reported by name and discovery goes on
+//! with what is left; no pointer is followed that the crate has not checked
+//! (signature, length and checksum).
+
+use crate::console::{ConsoleDescriptor, SpcrError, SpcrFields, spcr_baud};
+use ::acpi::address::AddressSpace;
+use ::acpi::fadt::Fadt;
+use ::acpi::spcr::Spcr;
+use ::acpi::{AcpiError, AcpiHandler, AcpiTables, PhysicalMapping};
+use core::fmt::Write as _;
+use core::ptr::NonNull;
+use stratus_arch::PsciConduit;
+
+/// Reaches ACPI tables through the higher-half direct map, where the loader
+/// mapped all of RAM including the ACPI regions.
+#[derive(Clone, Copy, Debug)]
+pub struct DirectMapAcpiHandler {
+    hhdm_offset: u64,
+}
+
+impl DirectMapAcpiHandler {
+    /// A handler for a direct map at `hhdm_offset`.
+    pub fn new(hhdm_offset: u64) -> Self {
+        Self { hhdm_offset }
+    }
+}
+
+impl AcpiHandler for DirectMapAcpiHandler {
+    unsafe fn map_physical_region<T>(
+        &self,
+        physical_address: usize,
+        size: usize,
+    ) -> PhysicalMapping<Self, T> {
+        let virt = (physical_address as u64).wrapping_add(self.hhdm_offset) as *mut T;
+        // SAFETY: the direct map covers all memory the firmware reported,
+        // ACPI tables included, so `virt` is mapped for `size` bytes; the
+        // caller (the acpi crate) guarantees a `T` lives there. A null
+        // pointer cannot result from adding the higher-half offset.
+        unsafe {
+            PhysicalMapping::new(
+                physical_address,
+                NonNull::new_unchecked(virt),
+                size,
+                size,
+                *self,
+            )
+        }
+    }
+
+    fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
+}
+
+/// Where the ACPI power-management timer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PmTimer {
+    /// An I/O port (x86).
+    Port {
+        /// The port.
+        port: u16,
+        /// Counter width: 24 or 32 bits.
+        bits: u32,
+    },
+}
+
+/// What ACPI said about the console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpcrOutcome {
+    /// There is no SPCR table.
+    Absent,
+    /// The table names a console Stratus can drive.
+    Console(ConsoleDescriptor),
+    /// The table exists but cannot be used.
+    Unusable(SpcrError),
+    /// The table failed validation (checksum, length).
+    Invalid,
+}
+
+/// What discovery found.
+#[derive(Clone, Copy, Debug)]
+pub struct AcpiSummary {
+    /// OEM id of the first table (`BOCHS `, `AMAZON`...).
+    pub oem_id: [u8; 6],
+    /// Number of tables the XSDT/RSDT lists.
+    pub table_count: usize,
+    /// The console.
+    pub spcr: SpcrOutcome,
+    /// PSCI conduit (FADT ARM boot architecture flags).
+    pub psci: Option<PsciConduit>,
+    /// FADT reset register when it is an I/O port, with the value to write.
+    pub reset_port: Option<(u16, u8)>,
+    /// The ACPI PM timer.
+    pub pm_timer: Option<PmTimer>,
+}
+
+impl AcpiSummary {
+    /// A summary for a machine without ACPI.
+    pub const fn empty() -> Self {
+        Self {
+            oem_id: *b"      ",
+            table_count: 0,
+            spcr: SpcrOutcome::Absent,
+            psci: None,
+            reset_port: None,
+            pm_timer: None,
+        }
+    }
+}
+
+/// Why ACPI could not be read at all.
+#[derive(Debug)]
+pub struct AcpiUnavailable(pub AcpiError);
+
+impl core::fmt::Display for AcpiUnavailable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "RSDP/XSDT unusable: {:?}", self.0)
+    }
+}
+
+/// Reads the tables reachable from the RSDP at physical `rsdp`.
+///
+/// # Safety
+/// `rsdp` must be the physical address the loader reported for the RSDP and
+/// the direct map at `hhdm_offset` must cover the ACPI tables.
+pub unsafe fn discover(rsdp: u64, hhdm_offset: u64) -> Result<AcpiSummary, AcpiUnavailable> {
+    let handler = DirectMapAcpiHandler::new(hhdm_offset);
+    // SAFETY: the caller guarantees the address is the loader's RSDP; the
+    // crate checks the signature and checksum before following it.
+    let tables =
+        unsafe { AcpiTables::from_rsdp(handler, rsdp as usize) }.map_err(AcpiUnavailable)?;
+    let mut summary = AcpiSummary::empty();
+    log_table_list(&tables, &mut summary);
+    summary.spcr = match tables.find_table::<Spcr>() {
+        Ok(spcr) => match ConsoleDescriptor::from_spcr(&spcr_fields(&spcr)) {
+            Ok(console) => SpcrOutcome::Console(console),
+            Err(e) => SpcrOutcome::Unusable(e),
+        },
+        Err(AcpiError::TableMissing(_)) => SpcrOutcome::Absent,
+        Err(e) => {
+            log::error!("SPCR table is malformed ({e:?}); ignoring it");
+            SpcrOutcome::Invalid
+        }
+    };
+    match tables.find_table::<Fadt>() {
+        Ok(fadt) => read_fadt(&fadt, &mut summary),
+        Err(AcpiError::TableMissing(_)) => {
+            log::warn!("no FADT: no PSCI, reset register or PM timer")
+        }
+        Err(e) => log::error!("FADT table is malformed ({e:?}); ignoring it"),
+    }
+    Ok(summary)
+}
+
+fn log_table_list<H: AcpiHandler>(tables: &AcpiTables<H>, summary: &mut AcpiSummary) {
+    let mut names: FixedString<256> = FixedString::new();
+    for header in tables.headers() {
+        summary.table_count += 1;
+        let _ = write!(names, " {}", header.signature.as_str());
+    }
+    if let Some(first) = tables.headers().next() {
+        summary.oem_id = first.oem_id;
+    }
+    log::info!("{} tables:{}", summary.table_count, names.as_str());
+}
+
+fn spcr_fields(spcr: &Spcr) -> SpcrFields {
+    // `base_address` is `None` for a zero address and an error for an
+    // unknown address space id; both end up rejected by `from_spcr`.
+    let (address_space, bit_width, access_size, address) = match spcr.base_address() {
+        Some(Ok(gas)) => {
+            let space = match gas.address_space {
+                AddressSpace::SystemMemory => 0,
+                AddressSpace::SystemIo => 1,
+                _ => 0xfe,
+            };
+            (space, gas.bit_width, gas.access_size as u8, gas.address)
+        }
+        Some(Err(_)) => (0xff, 0, 0, 1),
+        None => (0, 0, 0, 0),
+    };
+    let baud = spcr.baud_rate().map(|b| b.get());
+    SpcrFields {
+        interface_type: spcr_interface_code(spcr),
+        address_space,
+        bit_width,
+        access_size,
+        address,
+        baud: baud.or_else(|| spcr_baud(0)),
+    }
+}
+
+/// The raw SPCR interface type byte (offset 36), read from the table bytes:
+/// the crate's enum drops the code of types it does not know.
+fn spcr_interface_code(spcr: &Spcr) -> u8 {
+    let base = core::ptr::from_ref(spcr).cast::<u8>();
+    // SAFETY: `spcr` is a validated SPCR table of at least its fixed size,
+    // and offset 36 (the interface type) lies inside its fixed part.
+    unsafe { base.add(36).read() }
+}
+
+fn read_fadt(fadt: &Fadt, summary: &mut AcpiSummary) {
+    let arm = fadt.arm_boot_arch;
+    let flags = fadt.flags;
+    if arm.implements_psci() {
+        summary.psci = Some(if arm.use_hvc_as_psci_conduit() {
+            PsciConduit::Hvc
+        } else {
+            PsciConduit::Smc
+        });
+    }
+    if flags.supports_system_reset_via_fadt()
+        && let Ok(reset) = fadt.reset_register()
+        && reset.address_space == AddressSpace::SystemIo
+        && let Ok(port) = u16::try_from(reset.address)
+    {
+        summary.reset_port = Some((port, fadt.reset_value));
+    }
+    if let Ok(Some(pm)) = fadt.pm_timer_block()
+        && pm.address_space == AddressSpace::SystemIo
+        && let Ok(port) = u16::try_from(pm.address)
+    {
+        summary.pm_timer = Some(PmTimer::Port {
+            port,
+            bits: if flags.pm_timer_is_32_bit() { 32 } else { 24 },
+        });
+    }
+}
+
+/// A string in a fixed buffer, for building log lines before (or without)
+/// the heap. Text past the capacity is dropped.
+pub struct FixedString<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> FixedString<N> {
+    /// An empty string.
+    pub const fn new() -> Self {
+        Self {
+            bytes: [0; N],
+            len: 0,
+        }
+    }
+
+    /// The text so far.
+    pub fn as_str(&self) -> &str {
+        // Only whole UTF-8 strings are appended, cut at a char boundary.
+        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+    }
+}
+
+impl<const N: usize> Default for FixedString<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> core::fmt::Write for FixedString<N> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let mut take = s.len().min(N - self.len);
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.bytes[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_string_truncates_at_char_boundary() {
+        let mut s: FixedString<5> = FixedString::new();
+        write!(s, "ab").unwrap();
+        write!(s, "cé€").unwrap();
+        assert_eq!(s.as_str(), "abcé");
+    }
+}

@@ -1,0 +1,286 @@
+//! The console: which UART the firmware says to use, and the sink the logger
+//! writes to.
+//!
+//! The console is discovered, never assumed: ACPI SPCR names the UART (a
+//! PL011 on QEMU virt and Azure arm64, a 16550 in MMIO on AWS Graviton, a
+//! 16550 at an I/O port on x86 clouds). Only when there is no SPCR does an x86
+//! kernel fall back to the legacy COM1 port ([`stratus_arch::Arch::LEGACY_CONSOLE_PORT`]).
+
+use core::fmt;
+
+/// Something that accepts console output. Implemented by UART drivers.
+///
+/// Takes `&self` so drivers can live in plain statics (the console exists
+/// before the heap); the logger serialises all calls.
+pub trait ConsoleSink: Sync {
+    /// Writes bytes, translating `\n` to `\r\n` as a terminal expects.
+    fn write_bytes(&self, bytes: &[u8]);
+}
+
+/// The UART register interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UartKind {
+    /// NS16550-compatible (SPCR interface types 0, 1 and 0x12).
+    Ns16550,
+    /// Arm PL011 or the SBSA generic UART subset of it (types 3, 0x0d, 0x0e).
+    Pl011,
+}
+
+/// Where a UART's registers are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UartRegisters {
+    /// I/O ports, registers at consecutive ports from `base`.
+    Port {
+        /// First port.
+        base: u16,
+    },
+    /// Memory-mapped registers.
+    Mmio {
+        /// Physical address of register 0.
+        phys: u64,
+        /// Bytes per register access and between registers (1 or 4).
+        width: u8,
+    },
+}
+
+/// Where a console description came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleSource {
+    /// The ACPI SPCR table.
+    Spcr,
+    /// The architecture's legacy port, because there was no usable SPCR.
+    LegacyFallback,
+}
+
+/// A console UART: type, registers and line speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsoleDescriptor {
+    /// Register interface.
+    pub kind: UartKind,
+    /// Where the registers are.
+    pub registers: UartRegisters,
+    /// Baud rate the firmware configured, when stated. `None` means "keep
+    /// what the firmware set".
+    pub baud: Option<u32>,
+    /// Where this came from.
+    pub source: ConsoleSource,
+}
+
+impl fmt::Display for ConsoleDescriptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            UartKind::Ns16550 => "16550",
+            UartKind::Pl011 => "pl011",
+        };
+        match self.registers {
+            UartRegisters::Port { base } => write!(f, "{kind}@port:{base:#x}")?,
+            UartRegisters::Mmio { phys, width } => write!(f, "{kind}@mmio:{phys:#x}/{width}")?,
+        }
+        Ok(())
+    }
+}
+
+/// The fields of an SPCR table that pick the console (ACPI SPCR spec,
+/// Table 3 "Serial Port Console Redirection Table").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpcrFields {
+    /// Interface type (offset 36).
+    pub interface_type: u8,
+    /// Base address: generic address structure address space id.
+    pub address_space: u8,
+    /// GAS register bit width.
+    pub bit_width: u8,
+    /// GAS access size (0 undefined, 1 byte, 2 word, 3 dword, 4 qword).
+    pub access_size: u8,
+    /// GAS address.
+    pub address: u64,
+    /// Configured baud rate, decoded (`None` = "as is").
+    pub baud: Option<u32>,
+}
+
+/// Why an SPCR table could not give a console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpcrError {
+    /// The interface type is not one Stratus drives.
+    UnsupportedInterface(u8),
+    /// The base address is in an address space other than memory or I/O.
+    UnsupportedAddressSpace(u8),
+    /// The base address is zero.
+    NoAddress,
+    /// An I/O-space address does not fit in 16 bits.
+    BadPort(u64),
+}
+
+impl fmt::Display for SpcrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpcrError::UnsupportedInterface(t) => {
+                write!(f, "SPCR interface type {t:#x} is not supported")
+            }
+            SpcrError::UnsupportedAddressSpace(s) => {
+                write!(f, "SPCR address space {s} is not memory or I/O")
+            }
+            SpcrError::NoAddress => f.write_str("SPCR has no base address"),
+            SpcrError::BadPort(p) => write!(f, "SPCR I/O port {p:#x} out of range"),
+        }
+    }
+}
+
+/// Decodes the SPCR "configured baud rate" byte (0 = as is).
+pub fn spcr_baud(code: u8) -> Option<u32> {
+    match code {
+        3 => Some(9600),
+        4 => Some(19200),
+        6 => Some(57600),
+        7 => Some(115200),
+        _ => None,
+    }
+}
+
+impl ConsoleDescriptor {
+    /// The console an SPCR table describes.
+    pub fn from_spcr(spcr: &SpcrFields) -> Result<Self, SpcrError> {
+        let kind = match spcr.interface_type {
+            0x00 | 0x01 | 0x12 => UartKind::Ns16550,
+            0x03 | 0x0d | 0x0e => UartKind::Pl011,
+            other => return Err(SpcrError::UnsupportedInterface(other)),
+        };
+        if spcr.address == 0 {
+            return Err(SpcrError::NoAddress);
+        }
+        let registers = match spcr.address_space {
+            0 => {
+                let width = match (spcr.access_size, spcr.bit_width) {
+                    (1, _) => 1,
+                    (2, _) => 2,
+                    (3, _) | (4, _) => 4,
+                    (_, 8) => 1,
+                    (_, 16) => 2,
+                    _ => 4,
+                };
+                // The SBSA UARTs are 32-bit only; PL011 data is fine with 32 too.
+                let width = if kind == UartKind::Pl011 { 4 } else { width };
+                UartRegisters::Mmio {
+                    phys: spcr.address,
+                    width,
+                }
+            }
+            1 => UartRegisters::Port {
+                base: u16::try_from(spcr.address).map_err(|_| SpcrError::BadPort(spcr.address))?,
+            },
+            other => return Err(SpcrError::UnsupportedAddressSpace(other)),
+        };
+        Ok(Self {
+            kind,
+            registers,
+            baud: spcr.baud,
+            source: ConsoleSource::Spcr,
+        })
+    }
+
+    /// The legacy PC serial port at `port`, 115200 baud.
+    pub fn legacy_port(port: u16) -> Self {
+        Self {
+            kind: UartKind::Ns16550,
+            registers: UartRegisters::Port { base: port },
+            baud: Some(115_200),
+            source: ConsoleSource::LegacyFallback,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spcr(
+        interface_type: u8,
+        address_space: u8,
+        bit_width: u8,
+        access_size: u8,
+        address: u64,
+    ) -> SpcrFields {
+        SpcrFields {
+            interface_type,
+            address_space,
+            bit_width,
+            access_size,
+            address,
+            baud: spcr_baud(7),
+        }
+    }
+
+    #[test]
+    fn qemu_virt_pl011() {
+        let d = ConsoleDescriptor::from_spcr(&spcr(3, 0, 32, 3, 0x0900_0000)).unwrap();
+        assert_eq!(d.kind, UartKind::Pl011);
+        assert_eq!(
+            d.registers,
+            UartRegisters::Mmio {
+                phys: 0x0900_0000,
+                width: 4
+            }
+        );
+        assert_eq!(d.baud, Some(115_200));
+        assert_eq!(d.to_string(), "pl011@mmio:0x9000000/4");
+    }
+
+    #[test]
+    fn graviton_16550_mmio_byte_access() {
+        let d = ConsoleDescriptor::from_spcr(&spcr(0, 0, 8, 1, 0x090a_0000)).unwrap();
+        assert_eq!(d.kind, UartKind::Ns16550);
+        assert_eq!(
+            d.registers,
+            UartRegisters::Mmio {
+                phys: 0x090a_0000,
+                width: 1
+            }
+        );
+    }
+
+    #[test]
+    fn generic_16550_with_dword_registers() {
+        let d = ConsoleDescriptor::from_spcr(&spcr(0x12, 0, 32, 3, 0xfe00_0000)).unwrap();
+        assert_eq!(
+            d.registers,
+            UartRegisters::Mmio {
+                phys: 0xfe00_0000,
+                width: 4
+            }
+        );
+    }
+
+    #[test]
+    fn x86_com1_in_io_space() {
+        let d = ConsoleDescriptor::from_spcr(&spcr(0, 1, 8, 1, 0x3f8)).unwrap();
+        assert_eq!(d.registers, UartRegisters::Port { base: 0x3f8 });
+        assert_eq!(d.to_string(), "16550@port:0x3f8");
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_drive() {
+        assert_eq!(
+            ConsoleDescriptor::from_spcr(&spcr(0x0f, 0, 8, 1, 1)),
+            Err(SpcrError::UnsupportedInterface(0x0f))
+        );
+        assert_eq!(
+            ConsoleDescriptor::from_spcr(&spcr(0, 2, 8, 1, 1)),
+            Err(SpcrError::UnsupportedAddressSpace(2))
+        );
+        assert_eq!(
+            ConsoleDescriptor::from_spcr(&spcr(3, 0, 32, 3, 0)),
+            Err(SpcrError::NoAddress)
+        );
+        assert_eq!(
+            ConsoleDescriptor::from_spcr(&spcr(0, 1, 8, 1, 0x1_0000)),
+            Err(SpcrError::BadPort(0x1_0000))
+        );
+    }
+
+    #[test]
+    fn baud_codes() {
+        assert_eq!(spcr_baud(0), None);
+        assert_eq!(spcr_baud(3), Some(9600));
+        assert_eq!(spcr_baud(7), Some(115_200));
+    }
+}

@@ -1,0 +1,47 @@
+//! The architecture-neutral kernel of Stratus.
+//!
+//! Everything here is written against the [`stratus_arch::Arch`] trait and
+//! builds and tests on the host. The boot sequence ([`boot::start`]) turns the
+//! Limine responses into a [`BootInfo`], brings up the physical frame
+//! allocator, the heap, ACPI discovery and the console, then hands a
+//! [`Kernel`] to the target's `main`.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod acpi;
+pub mod boot;
+pub mod boot_info;
+pub mod cmdline;
+pub mod console;
+pub mod frames;
+pub mod heap;
+pub mod limine_boot;
+pub mod logger;
+pub mod mmio;
+pub mod panic;
+pub mod ready;
+pub mod time;
+
+pub use boot::{Kernel, start};
+pub use boot_info::BootInfo;
+
+#[doc(hidden)]
+pub use stratus_arch as __arch;
+
+/// Defines the kernel entry point `_start` for architecture `$arch`: reads
+/// the counter, runs [`boot::start`] with the console opener, and calls
+/// `$main(kernel) -> !`. Platform crates wrap this in their own
+/// `kernel_main!`, so a target names only its `main`.
+#[macro_export]
+macro_rules! kernel_entry {
+    ($arch:ty, $open_console:path, $main:path) => {
+        /// Kernel entry point, jumped to by the Limine-protocol loader.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn _start() -> ! {
+            let entry_ticks = <$arch as $crate::__arch::Clock>::ticks();
+            let kernel = $crate::boot::start::<$arch>(entry_ticks, $open_console);
+            $main(kernel)
+        }
+    };
+}

@@ -1,0 +1,32 @@
+//! The aarch64 UEFI+ACPI platform: QEMU virt (GICv3) and the Arm clouds
+//! (AWS Graviton, Azure Cobalt), booted through the Limine protocol.
+//!
+//! Chooses [`arch_aarch64::Aarch64`] and wires the portable kernel to the UART
+//! drivers. The kernel is linked with `kernel.ld` in this directory (see
+//! `kernel_link_args` in the targets' build scripts).
+#![no_std]
+
+pub use kernel_core::{self, Kernel};
+
+#[doc(hidden)]
+pub use stratus_uart::open_console as __open_console;
+
+/// The architecture of this platform.
+pub type Arch = arch_aarch64::Aarch64;
+
+/// Defines the kernel entry point and calls `$main(kernel: Kernel) -> !`
+/// once the kernel has booted.
+#[macro_export]
+macro_rules! kernel_main {
+    ($main:path) => {
+        $crate::kernel_core::kernel_entry!($crate::Arch, $crate::__open_console, $main);
+    };
+}
+
+/// Waits for interrupts forever.
+pub fn idle() -> ! {
+    use kernel_core::__arch::Cpu;
+    loop {
+        Arch::wait_for_interrupt();
+    }
+}

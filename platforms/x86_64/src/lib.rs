@@ -1,0 +1,32 @@
+//! The x86_64 UEFI platform: QEMU q35 and the x86 clouds (AWS Nitro, GCP,
+//! Azure), booted through the Limine protocol.
+//!
+//! Chooses [`arch_x86_64::X86_64`] and wires the portable kernel to the UART
+//! drivers. The kernel is linked with `kernel.ld` in this directory (see
+//! `kernel_link_args` in the targets' build scripts).
+#![no_std]
+
+pub use kernel_core::{self, Kernel};
+
+#[doc(hidden)]
+pub use stratus_uart::open_console as __open_console;
+
+/// The architecture of this platform.
+pub type Arch = arch_x86_64::X86_64;
+
+/// Defines the kernel entry point and calls `$main(kernel: Kernel) -> !`
+/// once the kernel has booted.
+#[macro_export]
+macro_rules! kernel_main {
+    ($main:path) => {
+        $crate::kernel_core::kernel_entry!($crate::Arch, $crate::__open_console, $main);
+    };
+}
+
+/// Waits for interrupts forever.
+pub fn idle() -> ! {
+    use kernel_core::__arch::Cpu;
+    loop {
+        Arch::wait_for_interrupt();
+    }
+}

@@ -1,0 +1,45 @@
+//! The Stratus demo kernel.
+//!
+//! Boots through the platform, logs what was discovered and prints the
+//! `stratus: ready` line. Command-line switches used by the test suite:
+//! `test=page-fault` reads an unmapped address after boot, `test=panic`
+//! panics on purpose, and `exit=qemu` powers off right after the ready line
+//! (with QEMU's exit devices carrying the status).
+#![no_std]
+#![no_main]
+
+#[cfg(target_arch = "aarch64")]
+use platform_aarch64 as platform;
+#[cfg(target_arch = "x86_64")]
+use platform_x86_64 as platform;
+
+use platform::Kernel;
+use platform::kernel_core::__arch::ExitStatus;
+
+platform::kernel_main!(main);
+
+/// An address no page table maps: in the kernel half, below the kernel
+/// image and far from the direct map and the device window.
+const UNMAPPED_ADDRESS: u64 = 0xffff_fff0_dead_0000;
+
+fn main(kernel: Kernel) -> ! {
+    let cmdline = kernel.cmdline();
+    match cmdline.get("test") {
+        Some("page-fault") => {
+            log::info!("test: reading unmapped address {UNMAPPED_ADDRESS:#x}");
+            // SAFETY: deliberately unsound: the read faults, and the
+            // exception handler stops the kernel before any value is used.
+            let value = unsafe { core::ptr::read_volatile(UNMAPPED_ADDRESS as *const u64) };
+            panic!("reading {UNMAPPED_ADDRESS:#x} did not fault (read {value:#x})");
+        }
+        Some("panic") => panic!("test=panic on the command line"),
+        Some(other) => log::warn!("unknown test '{other}' ignored"),
+        None => {}
+    }
+    kernel.print_ready_line();
+    if cmdline.is("exit", "qemu") {
+        kernel.shutdown(ExitStatus::Success);
+    }
+    log::info!("idle: nothing more to do; waiting for interrupts");
+    platform::idle()
+}
