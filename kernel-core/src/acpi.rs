@@ -133,9 +133,12 @@ pub unsafe fn discover(rsdp: u64, hhdm_offset: u64) -> Result<AcpiSummary, AcpiU
     let mut summary = AcpiSummary::empty();
     log_table_list(&tables, &mut summary);
     summary.spcr = match tables.find_table::<Spcr>() {
-        Ok(spcr) => match ConsoleDescriptor::from_spcr(&spcr_fields(&spcr)) {
-            Ok(console) => SpcrOutcome::Console(console),
-            Err(e) => SpcrOutcome::Unusable(e),
+        Ok(spcr) => match spcr_fields_from_bytes(table_bytes(&*spcr)) {
+            Some(fields) => match ConsoleDescriptor::from_spcr(&fields) {
+                Ok(console) => SpcrOutcome::Console(console),
+                Err(e) => SpcrOutcome::Unusable(e),
+            },
+            None => SpcrOutcome::Invalid,
         },
         Err(AcpiError::TableMissing(_)) => SpcrOutcome::Absent,
         Err(e) => {
@@ -165,39 +168,38 @@ fn log_table_list<H: AcpiHandler>(tables: &AcpiTables<H>, summary: &mut AcpiSumm
     log::info!("{} tables:{}", summary.table_count, names.as_str());
 }
 
-fn spcr_fields(spcr: &Spcr) -> SpcrFields {
-    // `base_address` is `None` for a zero address and an error for an
-    // unknown address space id; both end up rejected by `from_spcr`.
-    let (address_space, bit_width, access_size, address) = match spcr.base_address() {
-        Some(Ok(gas)) => {
-            let space = match gas.address_space {
-                AddressSpace::SystemMemory => 0,
-                AddressSpace::SystemIo => 1,
-                _ => 0xfe,
-            };
-            (space, gas.bit_width, gas.access_size as u8, gas.address)
-        }
-        Some(Err(_)) => (0xff, 0, 0, 1),
-        None => (0, 0, 0, 0),
-    };
-    let baud = spcr.baud_rate().map(|b| b.get());
-    SpcrFields {
-        interface_type: spcr_interface_code(spcr),
-        address_space,
-        bit_width,
-        access_size,
-        address,
-        baud: baud.or_else(|| spcr_baud(0)),
-    }
+/// The bytes of a validated table, bounded by its header's length.
+fn table_bytes<T: ::acpi::AcpiTable>(table: &T) -> &[u8] {
+    let length = table.header().length as usize;
+    // SAFETY: the acpi crate validated the table (signature, checksum over
+    // `length` bytes), so `length` bytes from its start are mapped.
+    unsafe { core::slice::from_raw_parts(core::ptr::from_ref(table).cast::<u8>(), length) }
 }
 
-/// The raw SPCR interface type byte (offset 36), read from the table bytes:
-/// the crate's enum drops the code of types it does not know.
-fn spcr_interface_code(spcr: &Spcr) -> u8 {
-    let base = core::ptr::from_ref(spcr).cast::<u8>();
-    // SAFETY: `spcr` is a validated SPCR table of at least its fixed size,
-    // and offset 36 (the interface type) lies inside its fixed part.
-    unsafe { base.add(36).read() }
+/// Decodes the SPCR fields Stratus uses from the table's bytes (ACPI SPCR
+/// spec, table 3). Fields past the table's length are treated as absent:
+/// revision 2 tables (QEMU, many clouds) end at byte 80, before the precise
+/// baud rate field of revision 3. `None` when the table is shorter than the
+/// base address.
+pub fn spcr_fields_from_bytes(table: &[u8]) -> Option<SpcrFields> {
+    let byte = |at: usize| table.get(at).copied();
+    let u32_at = |at: usize| {
+        table
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let address = table
+        .get(44..52)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))?;
+    let precise_baud = u32_at(80).filter(|&b| b != 0 && table.len() >= 88);
+    Some(SpcrFields {
+        interface_type: byte(36)?,
+        address_space: byte(40)?,
+        bit_width: byte(41)?,
+        access_size: byte(43)?,
+        address,
+        baud: precise_baud.or_else(|| byte(58).and_then(spcr_baud)),
+    })
 }
 
 fn read_fadt(fadt: &Fadt, summary: &mut AcpiSummary) {
@@ -270,14 +272,4 @@ impl<const N: usize> core::fmt::Write for FixedString<N> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fixed_string_truncates_at_char_boundary() {
-        let mut s: FixedString<5> = FixedString::new();
-        write!(s, "ab").unwrap();
-        write!(s, "cé€").unwrap();
-        assert_eq!(s.as_str(), "abcé");
-    }
-}
+mod tests;
