@@ -269,10 +269,10 @@ fn init_clock<A: Arch>(acpi: &AcpiSummary, entry_ticks: u64) {
 fn fail_without_memory<A: Arch>(open_console: OpenConsole, error: limine_boot::BootError) -> ! {
     if let (Some(port), Some(io)) = (A::LEGACY_CONSOLE_PORT, A::port_io()) {
         let descriptor = ConsoleDescriptor::legacy_port(port);
+        let access = ConsoleAccess::Port { base: port, io };
         // SAFETY: the architecture names this port as its legacy serial port.
-        if let Some(sink) =
-            unsafe { open_console(&descriptor, ConsoleAccess::Port { base: port, io }) }
-        {
+        let sink = unsafe { open_console(&descriptor, access) };
+        if let Some(sink) = sink {
             logger::attach_console(sink);
         }
     }

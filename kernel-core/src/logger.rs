@@ -169,8 +169,9 @@ mod tests {
     #[test]
     fn line_format() {
         let mut out = String::new();
+        let tables = 7;
         let record = Record::builder()
-            .args(format_args!("found {} tables", 7))
+            .args(format_args!("found {tables} tables"))
             .level(log::Level::Info)
             .target("kernel_core::acpi")
             .build();
