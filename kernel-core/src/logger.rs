@@ -166,20 +166,31 @@ mod tests {
         assert_eq!(subsystem("uart"), "uart");
     }
 
+    fn formatted(micros: Option<u64>) -> String {
+        let mut out = String::new();
+        format_line(
+            &mut out,
+            micros,
+            &Record::builder()
+                .args(format_args!("found {} tables", 7))
+                .level(log::Level::Info)
+                .target("kernel_core::acpi")
+                .build(),
+        )
+        .unwrap();
+        out
+    }
+
     #[test]
     fn line_format() {
-        let mut out = String::new();
-        let tables = 7;
-        let record = Record::builder()
-            .args(format_args!("found {tables} tables"))
-            .level(log::Level::Info)
-            .target("kernel_core::acpi")
-            .build();
-        format_line(&mut out, Some(1_234_567), &record).unwrap();
-        assert_eq!(out, "[    1.234567] INFO  acpi: found 7 tables\n");
-        out.clear();
-        format_line(&mut out, None, &record).unwrap();
-        assert_eq!(out, "[            ] INFO  acpi: found 7 tables\n");
+        assert_eq!(
+            formatted(Some(1_234_567)),
+            "[    1.234567] INFO  acpi: found 7 tables\n"
+        );
+        assert_eq!(
+            formatted(None),
+            "[            ] INFO  acpi: found 7 tables\n"
+        );
     }
 
     #[test]

@@ -120,8 +120,8 @@ pub unsafe fn open_console(
             let regs = unsafe { Ns16550Registers::mmio(virt as usize, width) };
             UartConsole::Ns16550(Ns16550::new(regs, descriptor.baud))
         }
-        // SAFETY: the caller guarantees `virt` maps this PL011's registers.
         (UartKind::Pl011, ConsoleAccess::Mmio { virt, .. }) => {
+            // SAFETY: the caller guarantees `virt` maps this PL011's registers.
             UartConsole::Pl011(unsafe { Pl011::new(virt as usize) })
         }
         (UartKind::Pl011, ConsoleAccess::Port { .. }) => return None,
