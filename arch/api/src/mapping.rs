@@ -26,6 +26,11 @@ pub enum MapError {
     /// The virtual address is not in a range this architecture can map
     /// (non-canonical, or the wrong half).
     BadVirtualAddress,
+    /// The physical address is beyond what the translation regime reaches.
+    BadPhysicalAddress,
+    /// The translation setup the loader left is not one this code handles
+    /// (aarch64: granule or VA size in TCR_EL1, no usable MAIR index).
+    UnsupportedTranslation,
 }
 
 impl core::fmt::Display for MapError {
@@ -35,6 +40,8 @@ impl core::fmt::Display for MapError {
             MapError::AlreadyMapped { virt } => write!(f, "{virt:#x} is already mapped"),
             MapError::OutOfFrames => f.write_str("out of physical frames for page tables"),
             MapError::BadVirtualAddress => f.write_str("virtual address outside the kernel half"),
+            MapError::BadPhysicalAddress => f.write_str("physical address out of reach"),
+            MapError::UnsupportedTranslation => f.write_str("unsupported translation setup"),
         }
     }
 }

@@ -1,0 +1,103 @@
+//! aarch64 implementation of [`stratus_arch::Arch`].
+//!
+//! A `VBAR_EL1` vector table whose entries report the CPU state, run on a
+//! dedicated exception stack (SP_EL1) while the kernel runs on SP_EL0; the
+//! generic timer's virtual counter as clock; device mappings in the TTBR1_EL1
+//! translation tables (4 KiB granule, Device-nGnRnE); power-off through
+//! semihosting under the QEMU test harness and through PSCI otherwise.
+//!
+//! The table walker ([`table_walk`]), the descriptor layout
+//! ([`descriptor`]), the syndrome decoding ([`syndrome`]) and the CPU naming
+//! ([`cpu_info`]) are pure and build and test on any host; the modules that
+//! execute aarch64 instructions, and the [`stratus_arch::Arch`]
+//! implementation itself, exist only when compiling for aarch64.
+#![cfg_attr(not(test), no_std)]
+
+pub mod cpu_info;
+pub mod descriptor;
+pub mod syndrome;
+pub mod table_walk;
+
+#[cfg(target_arch = "aarch64")]
+mod clock;
+#[cfg(target_arch = "aarch64")]
+mod exceptions;
+#[cfg(target_arch = "aarch64")]
+mod paging;
+#[cfg(target_arch = "aarch64")]
+mod power;
+
+/// The aarch64 architecture (ARMv8-A and later, EL1, 4 KiB granule).
+pub struct Aarch64;
+
+#[cfg(target_arch = "aarch64")]
+mod arch_impl {
+    use super::{Aarch64, clock, cpu_info, exceptions, paging, power};
+    use core::arch::asm;
+    use stratus_arch::{
+        Arch, Clock, Cpu, DeviceMapper, DeviceMapping, ExitStatus, FrameSource, MapError, PortIo,
+        Power, PowerMethods,
+    };
+
+    impl Arch for Aarch64 {
+        const NAME: &'static str = "aarch64";
+        const LEGACY_CONSOLE_PORT: Option<u16> = None;
+
+        fn port_io() -> Option<PortIo> {
+            None
+        }
+    }
+
+    impl Cpu for Aarch64 {
+        fn init_exceptions() {
+            exceptions::init();
+        }
+
+        fn enable_interrupts() {
+            // SAFETY: unmasking IRQs (PSTATE.I) touches no memory; the
+            // vectors are installed. No `nomem`: this orders memory
+            // accesses around it like a compiler barrier.
+            unsafe { asm!("msr daifclr, #2", options(nostack, preserves_flags)) };
+        }
+
+        fn disable_interrupts() {
+            // SAFETY: masking IRQs (PSTATE.I) touches no memory. FIQs stay
+            // masked as the loader left them.
+            unsafe { asm!("msr daifset, #2", options(nostack, preserves_flags)) };
+        }
+
+        fn wait_for_interrupt() {
+            aarch64_cpu::asm::wfi();
+        }
+
+        fn describe(out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+            cpu_info::describe(out)
+        }
+    }
+
+    impl Clock for Aarch64 {
+        fn ticks() -> u64 {
+            clock::read_counter()
+        }
+
+        fn ticks_per_second() -> Option<u64> {
+            clock::counter_frequency()
+        }
+    }
+
+    impl DeviceMapper for Aarch64 {
+        fn map_device(
+            mapping: DeviceMapping,
+            hhdm_offset: u64,
+            frames: &mut dyn FrameSource,
+        ) -> Result<(), MapError> {
+            paging::map_device(mapping, hhdm_offset, frames)
+        }
+    }
+
+    impl Power for Aarch64 {
+        fn power_off(status: ExitStatus, methods: &PowerMethods) -> ! {
+            power::power_off(status, methods)
+        }
+    }
+}
