@@ -70,6 +70,7 @@ pub struct Kernel {
     /// The console in use.
     pub console: Option<ConsoleDescriptor>,
     ticks: fn() -> u64,
+    wait_for_interrupt: fn(),
     stop: panic::StopFn,
 }
 
@@ -99,6 +100,14 @@ impl Kernel {
             console,
         };
         logger::write_raw(format_args!("{line}\n"));
+    }
+
+    /// Waits for interrupts forever: what a kernel does when it has nothing
+    /// left to do.
+    pub fn idle(&self) -> ! {
+        loop {
+            (self.wait_for_interrupt)();
+        }
     }
 
     /// Stops the machine with `status`.
@@ -174,6 +183,7 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         acpi,
         console,
         ticks: A::ticks,
+        wait_for_interrupt: A::wait_for_interrupt,
         stop: stop_with::<A>,
     }
 }

@@ -2,8 +2,8 @@
 //! (AWS Graviton, Azure Cobalt), booted through the Limine protocol.
 //!
 //! Chooses [`arch_aarch64::Aarch64`] and wires the portable kernel to the UART
-//! drivers. The kernel is linked with `kernel.ld` in this directory (see
-//! `kernel_link_args` in the targets' build scripts).
+//! drivers. Kernels link with `kernel.ld` in this directory through
+//! `stratus_kernel_link::link_kernel()` in their build scripts.
 #![no_std]
 
 pub use kernel_core::{self, Kernel};
@@ -21,12 +21,4 @@ macro_rules! kernel_main {
     ($main:path) => {
         $crate::kernel_core::kernel_entry!($crate::Arch, $crate::__open_console, $main);
     };
-}
-
-/// Waits for interrupts forever.
-pub fn idle() -> ! {
-    use kernel_core::__arch::Cpu;
-    loop {
-        Arch::wait_for_interrupt();
-    }
 }

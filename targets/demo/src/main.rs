@@ -41,5 +41,5 @@ fn main(kernel: Kernel) -> ! {
         kernel.shutdown(ExitStatus::Success);
     }
     log::info!("idle: nothing more to do; waiting for interrupts");
-    platform::idle()
+    kernel.idle()
 }

@@ -26,10 +26,14 @@ fn main(kernel: Kernel) -> ! {
         .iter()
         .filter(|r| r.kind == platform::kernel_core::boot_info::MemoryKind::Usable)
         .collect();
-    log::info!("hello from {}: {} usable memory regions", kernel.arch, usable.len());
+    log::info!(
+        "hello from {}: {} usable memory regions",
+        kernel.arch,
+        usable.len()
+    );
     kernel.print_ready_line();
     if kernel.cmdline().is("exit", "qemu") {
         kernel.shutdown(ExitStatus::Success);
     }
-    platform::idle()
+    kernel.idle()
 }

@@ -1,0 +1,54 @@
+//! Used from a kernel target's `build.rs`:
+//!
+//! ```no_run
+//! fn main() {
+//!     stratus_kernel_link::link_kernel();
+//! }
+//! ```
+//!
+//! For bare-metal builds (`target_os = "none"`) it links the binary with
+//! `platforms/<arch>/kernel.ld`, the layout the Limine-protocol loaders
+//! expect: a static ELF in the top 2 GiB, one PT_LOAD per permission, the
+//! Limine requests kept between their markers. Host builds are left alone.
+
+use std::env;
+use std::path::PathBuf;
+
+/// The linker script of the platform for `arch` (`x86_64`, `aarch64`).
+pub fn linker_script(arch: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(arch)
+        .join("kernel.ld")
+}
+
+/// Emits the cargo directives that link the current binary as a kernel.
+pub fn link_kernel() {
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if os != "none" {
+        return;
+    }
+    let script = linker_script(&arch);
+    assert!(
+        script.exists(),
+        "no linker script for architecture '{arch}' at {}",
+        script.display()
+    );
+    println!("cargo:rerun-if-changed={}", script.display());
+    println!("cargo:rustc-link-arg-bins=-T{}", script.display());
+    println!("cargo:rustc-link-arg-bins=--no-dynamic-linker");
+    println!("cargo:rustc-link-arg-bins=-znoexecstack");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_platforms_have_a_linker_script() {
+        for arch in ["x86_64", "aarch64"] {
+            assert!(linker_script(arch).exists(), "{arch}");
+        }
+    }
+}
