@@ -1,10 +1,5 @@
-//! Used from a kernel target's `build.rs`:
-//!
-//! ```no_run
-//! fn main() {
-//!     stratus_kernel_link::link_kernel();
-//! }
-//! ```
+//! Used from a kernel target's `build.rs`, whose `main` calls
+//! `stratus_kernel_link::link_kernel()` (see `targets/demo/build.rs`).
 //!
 //! For bare-metal builds (`target_os = "none"`) it links the binary with
 //! `platforms/<arch>/kernel.ld`, the layout the Limine-protocol loaders
