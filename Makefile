@@ -1,0 +1,147 @@
+# Stratus: build, image, run, test, bench.  `make help` lists the targets.
+#
+#   make run [ARCH=aarch64]      build everything, boot build/stratus.img in QEMU (serial here)
+#   make debug [ARCH=...]        same, QEMU waits for gdb on :1234 (prints the gdb command)
+#   make kernels | loader        cargo builds for both architectures
+#   make image [LIMINE_DIR=dir]  build/stratus.img: one GPT image for both architectures
+#   make test                    setup, fmt, clippy, host tests, image checks, QEMU tests (both arches)
+#   make bench                   boot times and sizes
+#   make clean
+#
+# Variables: ARCH (x86_64 | aarch64), CMDLINE (kernel command line in the image, default
+# empty), LIMINE_DIR (genuine Limine's BOOTX64.EFI/BOOTAA64.EFI instead of our loader),
+# CARGO_TARGET_DIR, CLIPPY_FLAGS (default -D warnings), V=1 (show cargo's full output).
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+ARCH ?= x86_64
+ARCHES := x86_64 aarch64
+CMDLINE ?=
+LIMINE_DIR ?=
+IMAGE := build/stratus.img
+CLIPPY_FLAGS ?= -D warnings
+PYTHON ?= python3
+
+ifeq ($(filter $(ARCH),$(ARCHES)),)
+$(error ARCH must be x86_64 or aarch64, not '$(ARCH)')
+endif
+
+# cargo lives in ~/.cargo/bin, which a bare shell's PATH lacks (same as `. ~/.cargo/env`).
+ifeq ($(shell command -v cargo 2>/dev/null),)
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+endif
+
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+KERNEL_TARGETS := $(foreach a,$(ARCHES),--target $(a)-unknown-none)
+LOADER_TARGETS := $(foreach a,$(ARCHES),--target $(a)-unknown-uefi)
+
+ifeq ($(V),1)
+CARGO_Q :=
+else
+CARGO_Q := --quiet
+endif
+
+# Step headings: bold on a terminal, plain in CI logs.
+sayi = if [ -t 1 ]; then printf '\033[1m==> %s\033[0m\n' "$(1)"; else printf '==> %s\n' "$(1)"; fi
+say = @$(call sayi,$(1))
+
+.PHONY: help setup kernels loader image check-image run debug fmt clippy check host-test \
+        qemu-test test bench clean
+
+help:
+	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
+
+setup:
+	@ci/setup.sh
+
+# ---------------------------------------------------------------------------- builds --
+
+kernels: setup
+	$(call say,kernels: stratus-demo for $(ARCHES) (release))
+	@cargo build $(CARGO_Q) --release -p stratus-demo $(KERNEL_TARGETS)
+	@for a in $(ARCHES); do echo "    $(TARGET_DIR)/$$a-unknown-none/release/stratus-demo"; done
+
+loader: setup
+	$(call say,loader: stratus-loader for $(ARCHES) UEFI (release))
+	@cargo build $(CARGO_Q) --release -p stratus-loader $(LOADER_TARGETS)
+	@for a in $(ARCHES); do echo "    $(TARGET_DIR)/$$a-unknown-uefi/release/stratus-loader.efi"; done
+
+# With LIMINE_DIR the loader is not needed (genuine Limine takes its place).
+image: setup kernels $(if $(LIMINE_DIR),,loader)
+	$(call say,image: $(IMAGE)$(if $(LIMINE_DIR), with Limine from $(LIMINE_DIR)))
+	@CARGO_TARGET_DIR="$(TARGET_DIR)" ci/make-image.sh "$(IMAGE)" "$(CMDLINE)" \
+	    $(if $(LIMINE_DIR),--limine-dir="$(LIMINE_DIR)") >/dev/null
+	@echo "    $(IMAGE)"
+
+check-image: image
+	$(call say,image checks)
+	@ci/check-image.sh "$(IMAGE)" $(if $(LIMINE_DIR),--limine)
+
+# --------------------------------------------------------------------------- running --
+
+run: image
+	$(call say,run: $(ARCH))
+	@CARGO_TARGET_DIR="$(TARGET_DIR)" $(PYTHON) ci/qemu.py run --arch $(ARCH) "$(IMAGE)"
+
+debug: image
+	$(call say,debug: $(ARCH))
+	@CARGO_TARGET_DIR="$(TARGET_DIR)" $(PYTHON) ci/qemu.py debug --arch $(ARCH) "$(IMAGE)"
+
+# ---------------------------------------------------------------------------- checks --
+
+fmt: setup
+	$(call say,fmt: cargo fmt --check)
+	@cargo fmt --all --check
+
+# Host (default members, with their tests), the kernels for both bare-metal targets
+# (which lints the arch, platform and kernel-core crates as they are built there) and
+# the loader for both UEFI targets.
+clippy: setup
+	@rc=0; \
+	$(call sayi,clippy: host (default members, all targets)); \
+	cargo clippy $(CARGO_Q) --all-targets -- $(CLIPPY_FLAGS) || rc=1; \
+	$(call sayi,clippy: stratus-demo for $(ARCHES)); \
+	cargo clippy $(CARGO_Q) -p stratus-demo $(KERNEL_TARGETS) -- $(CLIPPY_FLAGS) || rc=1; \
+	$(call sayi,clippy: stratus-loader for UEFI $(ARCHES)); \
+	cargo clippy $(CARGO_Q) -p stratus-loader $(LOADER_TARGETS) -- $(CLIPPY_FLAGS) || rc=1; \
+	exit $$rc
+
+check: fmt clippy
+
+host-test: setup
+	$(call say,host tests: cargo test)
+	@set +e; cargo test $(CARGO_Q) $(TEST_ARGS) 2>&1 \
+	    | grep -vE '^$$|^running 0 tests$$|ok\. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out'; \
+	    exit $${PIPESTATUS[0]}
+
+qemu-test: image
+	$(call say,QEMU boot tests: $(ARCHES))
+	@CARGO_TARGET_DIR="$(TARGET_DIR)" STRATUS_IMAGE="$(IMAGE)" $(PYTHON) ci/qemu_test.py
+
+# Every step runs even when an earlier one failed (so one run shows the whole state);
+# `make test` fails if any step failed.
+TEST_STEPS := fmt clippy host-test check-image qemu-test
+test: setup
+	@start=$$(date +%s); failed=""; summary=""; \
+	for t in $(TEST_STEPS); do \
+	    s=$$(date +%s); \
+	    if $(MAKE) $$t; then r=ok; else r=FAILED; failed="$$failed $$t"; fi; \
+	    summary="$$summary$$(printf '    %-12s %-6s %4d s' $$t $$r $$(( $$(date +%s) - s )))\n"; \
+	done; \
+	echo "==> make test summary"; printf "$$summary"; \
+	if [ -n "$$failed" ]; then \
+	    echo "make test: FAILED ($${failed# }) after $$(( $$(date +%s) - start )) s" >&2; exit 1; \
+	fi; \
+	echo "make test: all passed in $$(( $$(date +%s) - start )) s"
+
+bench: image
+	$(call say,bench)
+	@CARGO_TARGET_DIR="$(TARGET_DIR)" STRATUS_IMAGE="$(IMAGE)" $(PYTHON) ci/bench.py
+
+clean:
+	$(call say,clean)
+	@cargo clean $(CARGO_Q)
+	@rm -rf build

@@ -1,0 +1,414 @@
+#!/usr/bin/env python3
+"""Boots Stratus images under QEMU (OVMF / AAVMF, TCG) and checks the serial log.
+
+    python3 ci/qemu_test.py                 # every case, both architectures
+    python3 ci/qemu_test.py --arch aarch64  # one architecture
+    python3 ci/qemu_test.py -k page-fault   # cases whose name contains a word
+    python3 ci/qemu_test.py --list          # show the cases
+    python3 ci/qemu_test.py --jobs 1        # one QEMU at a time (default: 3, env STRATUS_TEST_JOBS)
+
+Each case boots an image (built here with ci/make-image.sh from the same kernels and
+loaders, with its own command line or a missing/corrupt kernel), streams the serial
+output to build/test-logs/<name>.log (escape sequences and CRs removed), waits for the
+expected patterns IN ORDER, fails at once on a forbidden pattern, and checks QEMU's exit
+status ("kill" cases are stopped by the runner once the last pattern matched).
+On failure it says which pattern it was waiting for and shows the end of the log.
+The last line of output is "N passed, N failed"; the exit status is 1 on any failure.
+
+Env: KERNEL_X86_64, KERNEL_AARCH64, LOADER_X86_64, LOADER_AARCH64 (as ci/make-image.sh),
+LIMINE_DIR (boot with genuine Limine), STRATUS_IMAGE (default build/stratus.img), STRATUS_TEST_TIMEOUT_SCALE (multiplies every
+timeout, default 1), STRATUS_TEST_JOBS.
+"""
+
+from __future__ import annotations
+
+# ---------------------------------------------------------------------------------------
+# THE TABLE: patterns and cases. Kernel and loader engineers: tune here.
+# Patterns are Python regexes (re.MULTILINE) matched against the cleaned serial log;
+# "expect" patterns must appear in this order (each one is searched from the end of the
+# previous match, so two may sit on the same line). {arch} is replaced by the case's arch.
+# ---------------------------------------------------------------------------------------
+
+READY = (r"^stratus: ready (?=.*\barch={arch}\b)(?=.*\bloader=\S+)"
+         r"(?=.*\bmemory_mib=\d+\b)(?=.*\bboot_ms=\d+\b).*$")
+HANDOFF = r"^stratus-loader: handoff elapsed_us=\d+"
+PANIC = r"^panic: "
+CPU_EXCEPTION = r"CPU exception:"
+# The deliberate read of an unmapped address, named as each architecture names it.
+PAGE_FAULT = r"CPU exception: (page fault \(#PF\)|data abort \(same EL\))"
+FATAL_EXCEPTION_PANIC = r"^panic: fatal CPU exception: "
+TEST_PANIC = r"^panic: test=panic on the command line at \S+main\.rs:\d+:\d+"
+FAULT_ADDRESS = r"0x0*fffffff0dead0000\b"
+LOADER_NOT_FOUND = r"stratus-loader: error:.*not found"
+LOADER_BAD_ELF = r"stratus-loader: error:.*not a valid ELF"
+
+# Nothing of these may appear in a case that expects a clean boot / a clean loader error.
+KERNEL_TROUBLE = [PANIC, CPU_EXCEPTION]
+NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
+
+# Images: name -> (command line, kernel variant). Kernel variants: "ok" (the built
+# kernel), "missing" (no /boot/kernel-<arch>), "garbled" (first 64 KiB with the ELF
+# header overwritten), "truncated" (valid ELF header, only the first 4 KiB of the file).
+# "default" is the image `make image` built (STRATUS_IMAGE), used as it is.
+IMAGES = {
+    "ready": ("exit=qemu", "ok"),
+    "page-fault": ("exit=qemu test=page-fault", "ok"),
+    "panic": ("exit=qemu test=panic", "ok"),
+    "no-kernel": ("exit=qemu", "missing"),
+    "garbled-kernel": ("exit=qemu", "garbled"),
+    "truncated-kernel": ("exit=qemu", "truncated"),
+}
+
+# With LIMINE_DIR set (genuine Limine instead of our loader), cases marked our_loader
+# are skipped and the HANDOFF pattern is dropped from the others.
+# exit: "success" / "failure" (the kernel's exit device, see ci/qemu.py EXIT_STATUS),
+# or "kill" (the runner stops QEMU once every expected pattern matched; the exit status
+# is not checked).
+# timeout: seconds for the whole case (firmware to kernel entry alone is ~6-7 s on TCG).
+CASES = [
+    dict(name="ready", image="ready", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE,
+         exit="success", timeout=90),
+    dict(name="page-fault", image="page-fault",
+         expect=[PAGE_FAULT, FAULT_ADDRESS, FATAL_EXCEPTION_PANIC], forbid=[], exit="failure",
+         timeout=90),
+    dict(name="panic", image="panic", expect=[TEST_PANIC], forbid=[CPU_EXCEPTION],
+         exit="failure", timeout=90),
+    dict(name="loader-missing-kernel", image="no-kernel", expect=[LOADER_NOT_FOUND],
+         forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
+    dict(name="loader-garbled-kernel", image="garbled-kernel", expect=[LOADER_BAD_ELF],
+         forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
+    dict(name="loader-truncated-kernel", image="truncated-kernel", expect=[LOADER_BAD_ELF],
+         forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
+    dict(name="default-image", image="default", expect=[READY], forbid=KERNEL_TROUBLE,
+         exit="kill", timeout=90),
+]
+
+# ---------------------------------------------------------------------------------------
+
+import argparse
+import concurrent.futures
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # no ci/__pycache__ in the source tree
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import qemu  # noqa: E402  (ci/qemu.py: machine definitions)
+
+ROOT = qemu.ROOT
+BUILD = ROOT / "build"
+LOG_DIR = BUILD / "test-logs"
+IMAGE_DIR = BUILD / "test-images"
+ANSI = re.compile(rb"\x1b(\[[0-9;=?]*[ -/]*[@-~]|[@-Z\\-_])")
+TAIL_LINES = 30
+LIMINE_DIR = os.environ.get("LIMINE_DIR", "")
+
+
+@dataclass
+class Case:
+    name: str
+    arch: str
+    image: str
+    expect: list[str]
+    forbid: list[str]
+    exit: str
+    timeout: float
+    extra: list[str] = field(default_factory=list)
+    our_loader: bool = False
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.arch}-{self.name}"
+
+
+@dataclass
+class Result:
+    case: Case
+    ok: bool
+    seconds: float
+    why: str = ""
+    detail: str = ""
+
+
+def clean(raw: bytes) -> str:
+    text = ANSI.sub(b"", raw).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return text.decode("utf-8", "replace")
+
+
+def build_cases(arches: list[str], words: list[str]) -> list[Case]:
+    out = []
+    for arch in arches:
+        for c in CASES:
+            case = Case(arch=arch, extra=list(c.get("extra", [])), **{k: v for k, v in c.items() if k != "extra"})
+            if LIMINE_DIR and case.our_loader:
+                continue
+            case.expect = [p.replace("{arch}", arch) for p in case.expect
+                           if not (LIMINE_DIR and p == HANDOFF)]
+            case.forbid = [p.replace("{arch}", arch) for p in case.forbid]
+            if not words or any(w in case.full_name for w in words):
+                out.append(case)
+    return out
+
+
+# ---------------------------------------------------------------------------- images --
+
+def kernel_variant(arch: str, variant: str) -> str:
+    """Path handed to make-image.sh for this arch's kernel ("none" = leave it out)."""
+    real = qemu.kernel_path(arch)
+    if variant == "ok":
+        return str(real)
+    if variant == "missing":
+        return "none"
+    data = real.read_bytes()
+    if variant == "garbled":
+        bad = b"NOT-AN-ELF-FILE!" + data[16:64 * 1024]
+    elif variant == "truncated":
+        bad = data[:4096]
+    else:
+        raise ValueError(f"unknown kernel variant {variant!r}")
+    path = IMAGE_DIR / f"kernel-{arch}.{variant}"
+    path.write_bytes(bad)
+    return str(path)
+
+
+def build_image(name: str, default_image: Path) -> tuple[str, Path, str]:
+    """Returns (name, path, error text or '')."""
+    if name == "default":
+        if default_image.is_file():
+            return name, default_image, ""
+        return name, default_image, f"{default_image} does not exist (run make image)"
+    cmdline, variant = IMAGES[name]
+    out = IMAGE_DIR / f"{name}.img"
+    try:
+        args = [str(ROOT / "ci" / "make-image.sh"), str(out), cmdline,
+                f"--kernel-x86_64={kernel_variant('x86_64', variant)}",
+                f"--kernel-aarch64={kernel_variant('aarch64', variant)}"]
+        if LIMINE_DIR:
+            args.append(f"--limine-dir={LIMINE_DIR}")
+    except OSError as e:
+        return name, out, f"cannot prepare the kernel for image {name}: {e}"
+    p = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        return name, out, f"make-image.sh failed for {name}:\n{p.stdout}{p.stderr}"
+    return name, out, ""
+
+
+# --------------------------------------------------------------------------- running --
+
+def run_case(case: Case, image: Path, scale: float) -> Result:
+    start = time.monotonic()
+    timeout = case.timeout * scale
+    log_path = LOG_DIR / f"{case.full_name}.log"
+    err_path = LOG_DIR / f"{case.full_name}.qemu-stderr"
+    vars_path = qemu.fresh_vars(case.arch, LOG_DIR)
+    cmd = qemu.qemu_command(case.arch, image, vars_path, serial="stdio", snapshot=True,
+                            extra=case.extra)
+    # `timeout` is a second line of defence should this runner itself die or hang.
+    cmd = ["timeout", "-k", "5", str(int(timeout) + 15), *cmd]
+    expect = [re.compile(p, re.M) for p in case.expect]
+    forbid = [re.compile(p, re.M) for p in case.forbid]
+
+    raw = bytearray()
+    text = ""           # cleaned log
+    pos = 0             # where the next expected pattern is searched from
+    matched = 0         # how many expected patterns matched so far
+    why = ""
+    rc = None
+
+    with open(log_path, "w", encoding="utf-8") as log, open(err_path, "wb") as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=err, start_new_session=True)
+        fd = proc.stdout.fileno()
+        os.set_blocking(fd, False)
+        done_at = None  # time all patterns matched (kill cases linger a moment for forbidden lines)
+        try:
+            while True:
+                now = time.monotonic()
+                if now - start > timeout:
+                    waiting = case.expect[matched] if matched < len(expect) else "QEMU to exit"
+                    why = f"timeout after {timeout:.0f} s waiting for {waiting!r}"
+                    break
+                if done_at is not None and now - done_at > 0.5:
+                    break
+                r, _, _ = select.select([fd], [], [], 0.2)
+                chunk = b""
+                if r:
+                    try:
+                        chunk = os.read(fd, 65536)
+                    except BlockingIOError:
+                        chunk = b""
+                    if not chunk:       # EOF: QEMU exited
+                        rc = proc.wait()
+                        break
+                    raw += chunk
+                    # Clean only complete lines; keep a partial line raw for the next round.
+                    cut = raw.rfind(b"\n") + 1
+                    if cut:
+                        new = clean(bytes(raw[:cut]))
+                        del raw[:cut]
+                        log.write(new)
+                        log.flush()
+                        text += new
+                view = text + clean(bytes(raw))
+                for f in forbid:
+                    m = f.search(view)
+                    if m:
+                        why = f"forbidden pattern {f.pattern!r} matched: {line_at(view, m.start())!r}"
+                        break
+                if why:
+                    break
+                while matched < len(expect):
+                    m = expect[matched].search(view, pos)
+                    if not m:
+                        break
+                    pos = m.end()
+                    matched += 1
+                if matched == len(expect) and case.exit == "kill" and done_at is None:
+                    done_at = time.monotonic()
+        finally:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if rc is None:
+                proc.wait()
+            rest = (proc.stdout.read() or b"") if rc is not None else b""
+            tail = clean(bytes(raw) + rest)
+            if tail:
+                log.write(tail)
+                text += tail
+            proc.stdout.close()
+            vars_path.unlink(missing_ok=True)
+
+    # Final verdict on the complete log.
+    if not why:
+        for f in forbid:
+            m = f.search(text)
+            if m:
+                why = f"forbidden pattern {f.pattern!r} matched: {line_at(text, m.start())!r}"
+                break
+    if not why:
+        while matched < len(expect):
+            m = expect[matched].search(text, pos)
+            if not m:
+                break
+            pos = m.end()
+            matched += 1
+        if matched < len(expect):
+            how = f"exit status {rc}" if rc is not None else "being stopped"
+            why = f"QEMU ended ({how}) while waiting for {case.expect[matched]!r}"
+        elif case.exit == "kill":
+            pass  # everything matched; QEMU was stopped (or powered off by itself: fine too)
+        else:
+            want = qemu.EXIT_STATUS[case.arch][case.exit]
+            if rc != want:
+                extra = " (124: the `timeout` guard fired)" if rc == 124 else ""
+                why = f"QEMU exit status {rc}{extra}, expected {want} ({case.exit})"
+
+    seconds = time.monotonic() - start
+    if err_path.exists() and err_path.stat().st_size == 0:
+        err_path.unlink()
+    if not why:
+        return Result(case, True, seconds)
+    lines = text.splitlines()[-TAIL_LINES:]
+    detail = f"    log: {log_path.relative_to(ROOT)}\n"
+    detail += "".join(f"    | {l}\n" for l in lines) if lines else "    | (no serial output)\n"
+    stderr = err_path.read_text(errors="replace").strip() if err_path.exists() else ""
+    if stderr:
+        detail += "    qemu stderr:\n" + "".join(f"    ! {l}\n" for l in stderr.splitlines()[-10:])
+    return Result(case, False, seconds, why, detail)
+
+
+def line_at(text: str, index: int) -> str:
+    start = text.rfind("\n", 0, index) + 1
+    end = text.find("\n", index)
+    return text[start:end if end >= 0 else len(text)]
+
+
+# ------------------------------------------------------------------------------ main --
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", action="append", choices=qemu.ARCHES,
+                    help="only this architecture (repeatable; default both)")
+    ap.add_argument("-k", dest="words", action="append", default=[],
+                    help="only cases whose name (<arch>-<case>) contains WORD (repeatable)")
+    ap.add_argument("--jobs", "-j", type=int, default=int(os.environ.get("STRATUS_TEST_JOBS", "3")),
+                    help="QEMUs at a time (default 3: measured fastest on 2 cores)")
+    ap.add_argument("--image", default=os.environ.get("STRATUS_IMAGE", str(BUILD / "stratus.img")),
+                    help="the default image for the default-image case")
+    ap.add_argument("--list", action="store_true", help="list the cases and exit")
+    a = ap.parse_args()
+    scale = float(os.environ.get("STRATUS_TEST_TIMEOUT_SCALE", "1"))
+    cases = build_cases(a.arch or list(qemu.ARCHES), a.words)
+    if a.list:
+        for c in cases:
+            print(f"{c.full_name:34} image={c.image:16} exit={c.exit:8} timeout={c.timeout:.0f}s")
+        return 0
+    if not cases:
+        print("qemu-test: no case matches")
+        print("0 passed, 0 failed")
+        return 1
+
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    IMAGE_DIR.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+
+    # Images first (each ~1 s), then the QEMU runs.
+    needed = sorted({c.image for c in cases})
+    images: dict[str, Path] = {}
+    image_errors: dict[str, str] = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        for name, path, err in pool.map(lambda n: build_image(n, Path(a.image)), needed):
+            images[name] = path
+            if err:
+                image_errors[name] = err
+    print(f"qemu-test: {len(cases)} cases, {len(needed)} images ready in {time.monotonic() - t0:.1f} s, "
+          f"{max(1, a.jobs)} at a time; logs in {LOG_DIR.relative_to(ROOT)}/", flush=True)
+
+    results: list[Result] = []
+    lock = threading.Lock()
+
+    def one(case: Case) -> Result:
+        if case.image in image_errors:
+            r = Result(case, False, 0.0, f"image {case.image!r} could not be built",
+                       "".join(f"    | {l}\n" for l in image_errors[case.image].splitlines()))
+        else:
+            r = run_case(case, images[case.image], scale)
+        with lock:
+            if r.ok:
+                print(f"  PASS  {case.full_name:34} {r.seconds:5.1f} s", flush=True)
+            else:
+                print(f"  FAIL  {case.full_name:34} {r.seconds:5.1f} s  {r.why}", flush=True)
+                print(r.detail, end="", flush=True)
+        return r
+
+    # Longest cases first so two workers finish together.
+    order = sorted(cases, key=lambda c: (c.arch != "aarch64", c.exit == "kill"))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
+        results = list(pool.map(one, order))
+
+    passed = sum(r.ok for r in results)
+    failed = len(results) - passed
+    if failed:
+        print("qemu-test: failed: " + ", ".join(r.case.full_name for r in results if not r.ok))
+    print(f"qemu-test: finished in {time.monotonic() - t0:.1f} s")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\nqemu-test: interrupted")
+        print("0 passed, 1 failed")
+        sys.exit(130)
