@@ -78,7 +78,7 @@ image: setup kernels $(if $(LIMINE_DIR),,loader)
 
 check-image: image
 	$(call say,image checks)
-	@ci/check-image.sh "$(IMAGE)" $(if $(LIMINE_DIR),--limine)
+	@ci/check-image.sh "$(IMAGE)"
 
 # --------------------------------------------------------------------------- running --
 

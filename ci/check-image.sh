@@ -1,16 +1,13 @@
 #!/usr/bin/env bash
 # Checks a Stratus disk image (built by ci/make-image.sh) with independent tools.
 #
-# usage: ci/check-image.sh IMAGE [--limine]
-#   --limine   also expect /boot/kernel-x86-64 (the name Limine's ${ARCH} gives)
+# usage: ci/check-image.sh IMAGE
 # Prints one line per check; on the first failure says which check failed, shows the
 # tool's output and exits 1.
 set -euo pipefail
 
 img="${1:-}"
-limine=0
-[ "${2:-}" = --limine ] && limine=1
-[ -n "$img" ] || { echo "usage: ci/check-image.sh IMAGE [--limine]" >&2; exit 2; }
+[ -n "$img" ] || { echo "usage: ci/check-image.sh IMAGE" >&2; exit 2; }
 [ -f "$img" ] || { echo "check-image: FAIL: $img does not exist (run make image)" >&2; exit 1; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/stratus-check.XXXXXX")"
@@ -70,9 +67,8 @@ ok "fsck.fat -n: ESP is a clean FAT32 file system"
 
 # Files: mdir lists what the firmware, our loader and Limine look for.
 mdir -/ -b -i "$img@@1M" :: >"$work/files" 2>&1 || fail "mdir could not list the ESP" "$work/files"
-expect=(/EFI/BOOT/BOOTX64.EFI /EFI/BOOT/BOOTAA64.EFI /boot/kernel-x86_64 /boot/kernel-aarch64
+expect=(/EFI/BOOT/BOOTX64.EFI /EFI/BOOT/BOOTAA64.EFI /boot/kernel-x86-64 /boot/kernel-aarch64
         /boot/stratus.cmdline /boot/limine/limine.conf /limine.conf)
-[ "$limine" = 1 ] && expect+=(/boot/kernel-x86-64)
 for f in "${expect[@]}"; do
     grep -qxi "::$f" "$work/files" || fail "mdir: $f is missing from the ESP" "$work/files"
 done
@@ -80,7 +76,7 @@ ok "mdir: ${#expect[@]} expected files present"
 
 # Contents: each file is for the right machine (catches swapped or empty files).
 get() { mcopy -n -i "$img@@1M" "::$1" "$work/$2" 2>"$work/err" || fail "mcopy could not read $1" "$work/err"; }
-get /boot/kernel-x86_64 kx; get /boot/kernel-aarch64 ka
+get /boot/kernel-x86-64 kx; get /boot/kernel-aarch64 ka
 get /EFI/BOOT/BOOTX64.EFI lx; get /EFI/BOOT/BOOTAA64.EFI la
 get /boot/stratus.cmdline cmdline; get /limine.conf conf
 python3 - "$work" >"$work/why" 2>&1 <<'PY' || fail "file contents" "$work/why"
@@ -108,7 +104,7 @@ def pe(name, machine, what):
     sub = struct.unpack_from("<H", b, off + 24 + 68)[0]
     if sub != 10:
         sys.exit(f"{what} has PE subsystem {sub}, expected 10 (EFI application)")
-elf("kx", 62, "/boot/kernel-x86_64")
+elf("kx", 62, "/boot/kernel-x86-64")
 elf("ka", 183, "/boot/kernel-aarch64")
 pe("lx", 0x8664, "/EFI/BOOT/BOOTX64.EFI")
 pe("la", 0xAA64, "/EFI/BOOT/BOOTAA64.EFI")

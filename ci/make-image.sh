@@ -18,10 +18,11 @@
 #
 # Layout of the ESP (partition 1, type EF00, FAT32, starting at 1 MiB):
 #   /EFI/BOOT/BOOTX64.EFI  /EFI/BOOT/BOOTAA64.EFI
-#   /boot/kernel-x86_64    /boot/kernel-aarch64    /boot/stratus.cmdline
+#   /boot/kernel-x86-64    /boot/kernel-aarch64    /boot/stratus.cmdline
 #   /boot/limine/limine.conf  /limine.conf
-# With genuine Limine, the x86_64 kernel is also copied to /boot/kernel-x86-64,
-# because Limine's ${ARCH} macro expands to "x86-64" (not "x86_64").
+# Kernel names follow Limine's ${ARCH} spelling ("x86-64", "aarch64"), so one
+# limine.conf line serves both architectures and the layout is the same whichever
+# loader is installed.
 set -euo pipefail
 
 die() { echo "make-image: error: $*" >&2; exit 1; }
@@ -104,9 +105,8 @@ put() { # put SRC DEST
 }
 put "$lx" /EFI/BOOT/BOOTX64.EFI
 put "$la" /EFI/BOOT/BOOTAA64.EFI
-put "$kx" /boot/kernel-x86_64
+put "$kx" /boot/kernel-x86-64
 put "$ka" /boot/kernel-aarch64
-[ -n "$limine" ] && put "$kx" /boot/kernel-x86-64
 
 # One line, no trailing newline, so a loader can pass the bytes through unchanged.
 printf '%s' "$cmdline" >"$tmp.cmdline"

@@ -1,0 +1,875 @@
+//! ELF64 executable validation and loading.
+//!
+//! The checks follow what Limine's `elf64_load` enforces (type, machine, program
+//! headers in bounds, `p_filesz <= p_memsz`, higher-half `PT_LOAD`s at or above
+//! `0xffffffff80000000`, no overlapping segments, no page shared by segments with
+//! different permissions), plus a few more a loader that never panics needs
+//! (every offset and size is bounds- and overflow-checked, the entry point must lie
+//! in a loaded segment). Our kernels are static: an `ET_DYN` file with a
+//! `PT_DYNAMIC` segment (one that would need relocating) is refused.
+//!
+//! Virtual layout: the image spans `virtual_base..virtual_base + image_size`
+//! (page-aligned), is loaded physically contiguous, and every segment lands at
+//! `physical_base + (vaddr - virtual_base)`, as with Limine.
+
+use core::fmt;
+
+use crate::{Arch, PAGE_SIZE, align_down, align_up};
+
+/// `e_machine` of x86_64 executables.
+pub const EM_X86_64: u16 = 62;
+/// `e_machine` of AArch64 executables.
+pub const EM_AARCH64: u16 = 183;
+/// `e_type` of a fixed-address executable.
+pub const ET_EXEC: u16 = 2;
+/// `e_type` of a position-independent executable or shared object.
+pub const ET_DYN: u16 = 3;
+/// Program header type of a loadable segment.
+pub const PT_LOAD: u32 = 1;
+/// Program header type of the dynamic linking table.
+pub const PT_DYNAMIC: u32 = 2;
+/// Segment flag: executable.
+pub const PF_X: u32 = 1;
+/// Segment flag: writable.
+pub const PF_W: u32 = 2;
+/// Segment flag: readable.
+pub const PF_R: u32 = 4;
+/// Lowest virtual address the Limine protocol lets a kernel be loaded at.
+pub const HIGHER_HALF_BASE: u64 = 0xffff_ffff_8000_0000;
+/// Most loadable segments this loader accepts.
+pub const MAX_SEGMENTS: usize = 16;
+/// Largest `p_align` accepted (the image is allocated physically aligned to it).
+pub const MAX_ALIGN: u64 = 1 << 30;
+
+const EHDR_SIZE: usize = 64;
+const PHDR_SIZE: usize = 56;
+
+/// Why a file is not a kernel this loader can boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElfError {
+    /// The file is shorter than an ELF64 header.
+    Truncated {
+        /// File length in bytes.
+        len: usize,
+    },
+    /// The first four bytes are not `\x7fELF`.
+    BadMagic,
+    /// `EI_CLASS` is not `ELFCLASS64`.
+    NotElf64 {
+        /// The `EI_CLASS` byte found.
+        class: u8,
+    },
+    /// `EI_DATA` is not `ELFDATA2LSB`.
+    NotLittleEndian {
+        /// The `EI_DATA` byte found.
+        data: u8,
+    },
+    /// `EI_VERSION` is not `EV_CURRENT`.
+    BadVersion {
+        /// The `EI_VERSION` byte found.
+        version: u8,
+    },
+    /// The executable is for another CPU.
+    WrongMachine {
+        /// `e_machine` found.
+        found: u16,
+        /// `e_machine` this loader needs.
+        expected: u16,
+    },
+    /// `e_type` is neither `ET_EXEC` nor `ET_DYN`.
+    BadType {
+        /// `e_type` found.
+        found: u16,
+    },
+    /// An `ET_DYN` file with a `PT_DYNAMIC` segment would need relocations.
+    NeedsRelocation,
+    /// `e_phentsize` is smaller than an ELF64 program header.
+    BadPhentsize {
+        /// `e_phentsize` found.
+        found: u16,
+    },
+    /// The program header table does not fit in the file.
+    ProgramHeadersOutOfFile {
+        /// `e_phoff`.
+        offset: u64,
+        /// `e_phnum`.
+        count: u16,
+        /// `e_phentsize`.
+        entry_size: u16,
+        /// File length in bytes.
+        file_len: usize,
+    },
+    /// No `PT_LOAD` segment with a non-zero size.
+    NoLoadableSegments,
+    /// More loadable segments than [`MAX_SEGMENTS`].
+    TooManySegments,
+    /// A segment's file size exceeds its memory size.
+    FileszExceedsMemsz {
+        /// Program header index.
+        index: usize,
+        /// `p_filesz`.
+        filesz: u64,
+        /// `p_memsz`.
+        memsz: u64,
+    },
+    /// A segment's file bytes lie (partly) outside the file.
+    SegmentOutOfFile {
+        /// Program header index.
+        index: usize,
+        /// `p_offset`.
+        offset: u64,
+        /// `p_filesz`.
+        filesz: u64,
+        /// File length in bytes.
+        file_len: usize,
+    },
+    /// A segment starts below [`HIGHER_HALF_BASE`].
+    LowerHalfSegment {
+        /// Program header index.
+        index: usize,
+        /// `p_vaddr`.
+        vaddr: u64,
+    },
+    /// A segment's end wraps around the address space.
+    AddressOverflow {
+        /// Program header index.
+        index: usize,
+    },
+    /// `p_align` is not a power of two or exceeds [`MAX_ALIGN`].
+    BadAlignment {
+        /// Program header index.
+        index: usize,
+        /// `p_align`.
+        align: u64,
+    },
+    /// Two segments overlap in virtual memory.
+    Overlap {
+        /// Program header index of the first segment.
+        first: usize,
+        /// Program header index of the second segment.
+        second: usize,
+    },
+    /// Two segments with different permissions share a page.
+    PermissionConflict {
+        /// Program header index of the first segment.
+        first: usize,
+        /// Program header index of the second segment.
+        second: usize,
+    },
+    /// The entry point is not inside any loadable segment.
+    EntryOutsideSegments {
+        /// `e_entry`.
+        entry: u64,
+    },
+    /// The buffer given to [`Executable::load_into`] is smaller than the image.
+    BufferTooSmall {
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes given.
+        given: usize,
+    },
+}
+
+fn machine_name(machine: u16) -> &'static str {
+    match machine {
+        EM_X86_64 => "x86_64",
+        EM_AARCH64 => "aarch64",
+        3 => "i386",
+        40 => "arm",
+        243 => "riscv",
+        _ => "unknown",
+    }
+}
+
+impl fmt::Display for ElfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Truncated { len } => write!(
+                f,
+                "file is {len} bytes, shorter than an ELF64 header ({EHDR_SIZE} bytes)"
+            ),
+            Self::BadMagic => f.write_str("bad magic: the file does not start with \\x7fELF"),
+            Self::NotElf64 { class } => {
+                write!(
+                    f,
+                    "EI_CLASS is {class}, not 2 (ELFCLASS64): not a 64-bit ELF"
+                )
+            }
+            Self::NotLittleEndian { data } => {
+                write!(
+                    f,
+                    "EI_DATA is {data}, not 1 (ELFDATA2LSB): not little-endian"
+                )
+            }
+            Self::BadVersion { version } => {
+                write!(f, "EI_VERSION is {version}, not 1 (EV_CURRENT)")
+            }
+            Self::WrongMachine { found, expected } => write!(
+                f,
+                "e_machine is {found} ({}), this loader needs {expected} ({})",
+                machine_name(found),
+                machine_name(expected)
+            ),
+            Self::BadType { found } => {
+                write!(f, "e_type is {found}, neither ET_EXEC (2) nor ET_DYN (3)")
+            }
+            Self::NeedsRelocation => f.write_str(
+                "ET_DYN executable with a PT_DYNAMIC segment: relocation is not supported, \
+                 link the kernel statically",
+            ),
+            Self::BadPhentsize { found } => write!(
+                f,
+                "e_phentsize is {found}, smaller than an ELF64 program header ({PHDR_SIZE})"
+            ),
+            Self::ProgramHeadersOutOfFile {
+                offset,
+                count,
+                entry_size,
+                file_len,
+            } => write!(
+                f,
+                "program headers ({count} x {entry_size} bytes at offset {offset:#x}) \
+                 extend past the end of the file ({file_len} bytes)"
+            ),
+            Self::NoLoadableSegments => f.write_str("no PT_LOAD segment with a non-zero size"),
+            Self::TooManySegments => {
+                write!(f, "more than {MAX_SEGMENTS} PT_LOAD segments")
+            }
+            Self::FileszExceedsMemsz {
+                index,
+                filesz,
+                memsz,
+            } => write!(
+                f,
+                "program header {index}: p_filesz {filesz:#x} exceeds p_memsz {memsz:#x}"
+            ),
+            Self::SegmentOutOfFile {
+                index,
+                offset,
+                filesz,
+                file_len,
+            } => write!(
+                f,
+                "program header {index}: {filesz:#x} bytes at offset {offset:#x} extend past \
+                 the end of the file ({file_len} bytes)"
+            ),
+            Self::LowerHalfSegment { index, vaddr } => write!(
+                f,
+                "program header {index}: p_vaddr {vaddr:#x} is below {HIGHER_HALF_BASE:#x} \
+                 (kernels must be linked in the higher half)"
+            ),
+            Self::AddressOverflow { index } => write!(
+                f,
+                "program header {index}: p_vaddr + p_memsz wraps around the address space"
+            ),
+            Self::BadAlignment { index, align } => write!(
+                f,
+                "program header {index}: p_align {align:#x} is not a power of two up to \
+                 {MAX_ALIGN:#x}"
+            ),
+            Self::Overlap { first, second } => {
+                write!(f, "program headers {first} and {second} overlap")
+            }
+            Self::PermissionConflict { first, second } => write!(
+                f,
+                "program headers {first} and {second} share a page but have different \
+                 permissions"
+            ),
+            Self::EntryOutsideSegments { entry } => {
+                write!(
+                    f,
+                    "entry point {entry:#x} is not inside any PT_LOAD segment"
+                )
+            }
+            Self::BufferTooSmall { needed, given } => {
+                write!(f, "load buffer is {given} bytes, the image needs {needed}")
+            }
+        }
+    }
+}
+
+/// One loadable (`PT_LOAD`, non-empty) segment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Segment {
+    /// Index of the program header it came from.
+    pub index: usize,
+    /// `p_vaddr`.
+    pub vaddr: u64,
+    /// `p_memsz`.
+    pub memsz: u64,
+    /// `p_offset`.
+    pub offset: u64,
+    /// `p_filesz`.
+    pub filesz: u64,
+    /// `p_flags` (`PF_R`, `PF_W`, `PF_X`).
+    pub flags: u32,
+    /// `p_align`.
+    pub align: u64,
+}
+
+impl Segment {
+    /// Whether the segment is mapped writable.
+    #[must_use]
+    pub const fn writable(&self) -> bool {
+        self.flags & PF_W != 0
+    }
+
+    /// Whether the segment is mapped executable.
+    #[must_use]
+    pub const fn executable(&self) -> bool {
+        self.flags & PF_X != 0
+    }
+
+    /// First virtual page address the segment touches.
+    #[must_use]
+    pub const fn page_start(&self) -> u64 {
+        align_down(self.vaddr, PAGE_SIZE)
+    }
+
+    /// End (exclusive) of the last page the segment touches. Validation guarantees
+    /// this does not overflow.
+    #[must_use]
+    pub const fn page_end(&self) -> u64 {
+        match align_up(self.vaddr + self.memsz, PAGE_SIZE) {
+            Some(end) => end,
+            None => u64::MAX,
+        }
+    }
+
+    const fn end(&self) -> u64 {
+        self.vaddr + self.memsz
+    }
+}
+
+/// A validated ELF64 executable, ready to be loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Executable {
+    /// `e_entry`.
+    pub entry: u64,
+    /// Lowest segment address, rounded down to a page: the image's virtual base.
+    pub virtual_base: u64,
+    /// Size of the image in bytes (a multiple of the page size).
+    pub image_size: u64,
+    /// Largest `p_align` of the loadable segments, at least the page size: the
+    /// physical alignment the image needs.
+    pub max_align: u64,
+    /// Byte range of the image, relative to `virtual_base`, that Limine scans for
+    /// requests: from the lowest segment address over everything but the last
+    /// segment's zero-filled tail (Limine's `image_size_before_bss`).
+    pub scan_start: u64,
+    /// End (exclusive) of the scan range, relative to `virtual_base`.
+    pub scan_end: u64,
+    segments: [Segment; MAX_SEGMENTS],
+    count: usize,
+}
+
+fn read_u16(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes([b[off], b[off + 1]])
+}
+
+fn read_u32(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+fn read_u64(b: &[u8], off: usize) -> u64 {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[off..off + 8]);
+    u64::from_le_bytes(v)
+}
+
+/// `e_machine` value for an architecture.
+#[must_use]
+pub const fn machine_for(arch: Arch) -> u16 {
+    match arch {
+        Arch::X86_64 => EM_X86_64,
+        Arch::Aarch64 => EM_AARCH64,
+    }
+}
+
+/// Validates `file` as a kernel for `arch`.
+///
+/// # Errors
+///
+/// Returns the first problem found; see [`ElfError`].
+pub fn parse(file: &[u8], arch: Arch) -> Result<Executable, ElfError> {
+    if file.len() < EHDR_SIZE {
+        return Err(ElfError::Truncated { len: file.len() });
+    }
+    if file[0..4] != [0x7f, b'E', b'L', b'F'] {
+        return Err(ElfError::BadMagic);
+    }
+    if file[4] != 2 {
+        return Err(ElfError::NotElf64 { class: file[4] });
+    }
+    if file[5] != 1 {
+        return Err(ElfError::NotLittleEndian { data: file[5] });
+    }
+    if file[6] != 1 {
+        return Err(ElfError::BadVersion { version: file[6] });
+    }
+    let e_type = read_u16(file, 16);
+    let machine = read_u16(file, 18);
+    let expected = machine_for(arch);
+    if machine != expected {
+        return Err(ElfError::WrongMachine {
+            found: machine,
+            expected,
+        });
+    }
+    if e_type != ET_EXEC && e_type != ET_DYN {
+        return Err(ElfError::BadType { found: e_type });
+    }
+    let entry = read_u64(file, 24);
+    let phoff = read_u64(file, 32);
+    let phentsize = read_u16(file, 54);
+    let phnum = read_u16(file, 56);
+    if usize::from(phentsize) < PHDR_SIZE {
+        return Err(ElfError::BadPhentsize { found: phentsize });
+    }
+    let table_end = u64::from(phnum)
+        .checked_mul(u64::from(phentsize))
+        .and_then(|size| size.checked_add(phoff));
+    if table_end.is_none_or(|end| end > file.len() as u64) {
+        return Err(ElfError::ProgramHeadersOutOfFile {
+            offset: phoff,
+            count: phnum,
+            entry_size: phentsize,
+            file_len: file.len(),
+        });
+    }
+
+    let mut segments = [Segment::default(); MAX_SEGMENTS];
+    let mut count = 0;
+    let mut max_align = PAGE_SIZE;
+    let mut last_bss = 0;
+    for index in 0..usize::from(phnum) {
+        // In bounds: checked against table_end above.
+        let ph = phoff as usize + index * usize::from(phentsize);
+        let p_type = read_u32(file, ph);
+        if p_type == PT_DYNAMIC && e_type == ET_DYN {
+            return Err(ElfError::NeedsRelocation);
+        }
+        let seg = Segment {
+            index,
+            flags: read_u32(file, ph + 4),
+            offset: read_u64(file, ph + 8),
+            vaddr: read_u64(file, ph + 16),
+            filesz: read_u64(file, ph + 32),
+            memsz: read_u64(file, ph + 40),
+            align: read_u64(file, ph + 48),
+        };
+        if p_type != PT_LOAD || seg.memsz == 0 {
+            continue;
+        }
+        if seg.filesz > seg.memsz {
+            return Err(ElfError::FileszExceedsMemsz {
+                index,
+                filesz: seg.filesz,
+                memsz: seg.memsz,
+            });
+        }
+        if seg
+            .offset
+            .checked_add(seg.filesz)
+            .is_none_or(|end| end > file.len() as u64)
+        {
+            return Err(ElfError::SegmentOutOfFile {
+                index,
+                offset: seg.offset,
+                filesz: seg.filesz,
+                file_len: file.len(),
+            });
+        }
+        if seg.vaddr < HIGHER_HALF_BASE {
+            return Err(ElfError::LowerHalfSegment {
+                index,
+                vaddr: seg.vaddr,
+            });
+        }
+        if seg
+            .vaddr
+            .checked_add(seg.memsz)
+            .and_then(|end| align_up(end, PAGE_SIZE))
+            .is_none()
+        {
+            return Err(ElfError::AddressOverflow { index });
+        }
+        if seg.align > 1 && (!seg.align.is_power_of_two() || seg.align > MAX_ALIGN) {
+            return Err(ElfError::BadAlignment {
+                index,
+                align: seg.align,
+            });
+        }
+        if count == MAX_SEGMENTS {
+            return Err(ElfError::TooManySegments);
+        }
+        max_align = max_align.max(seg.align);
+        last_bss = seg.memsz - seg.filesz;
+        segments[count] = seg;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(ElfError::NoLoadableSegments);
+    }
+    let loaded = &segments[..count];
+
+    for (i, a) in loaded.iter().enumerate() {
+        for b in &loaded[i + 1..] {
+            if a.vaddr < b.end() && b.vaddr < a.end() {
+                return Err(ElfError::Overlap {
+                    first: a.index,
+                    second: b.index,
+                });
+            }
+            let share_page = a.page_start() < b.page_end() && b.page_start() < a.page_end();
+            if share_page && (a.flags & 7) != (b.flags & 7) {
+                return Err(ElfError::PermissionConflict {
+                    first: a.index,
+                    second: b.index,
+                });
+            }
+        }
+    }
+    if !loaded.iter().any(|s| entry >= s.vaddr && entry < s.end()) {
+        return Err(ElfError::EntryOutsideSegments { entry });
+    }
+
+    let min_vaddr = loaded.iter().map(|s| s.vaddr).min().unwrap_or(0);
+    let max_end = loaded.iter().map(Segment::end).max().unwrap_or(0);
+    let virtual_base = align_down(min_vaddr, PAGE_SIZE);
+    // Checked per segment above: the page-rounded end of every segment fits.
+    let image_end = align_up(max_end, PAGE_SIZE).unwrap_or(u64::MAX);
+    let scan_start = min_vaddr - virtual_base;
+    let before_bss = (max_end - min_vaddr).saturating_sub(last_bss);
+    Ok(Executable {
+        entry,
+        virtual_base,
+        image_size: image_end - virtual_base,
+        max_align,
+        scan_start,
+        scan_end: scan_start + align_down(before_bss, 8),
+        segments,
+        count,
+    })
+}
+
+impl Executable {
+    /// The loadable segments, in program header order.
+    #[must_use]
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments[..self.count]
+    }
+
+    /// Number of pages the image occupies.
+    #[must_use]
+    pub const fn image_pages(&self) -> u64 {
+        self.image_size / PAGE_SIZE
+    }
+
+    /// Copies every segment from `file` (the file given to [`parse`]) into `image`,
+    /// which stands for `virtual_base..virtual_base + image_size`, and zero-fills
+    /// the rest (bss and gaps).
+    ///
+    /// # Errors
+    ///
+    /// [`ElfError::BufferTooSmall`] if `image` is shorter than `image_size`.
+    pub fn load_into(&self, file: &[u8], image: &mut [u8]) -> Result<(), ElfError> {
+        if (image.len() as u64) < self.image_size {
+            return Err(ElfError::BufferTooSmall {
+                needed: self.image_size,
+                given: image.len(),
+            });
+        }
+        image[..self.image_size as usize].fill(0);
+        for seg in self.segments() {
+            let dst = (seg.vaddr - self.virtual_base) as usize;
+            let src = seg.offset as usize;
+            let len = seg.filesz as usize;
+            image[dst..dst + len].copy_from_slice(&file[src..src + len]);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a minimal ELF64 file: header, program headers, then `payload` at 0x1000.
+    pub(crate) fn build(machine: u16, e_type: u16, entry: u64, phdrs: &[[u64; 7]]) -> Vec<u8> {
+        let mut f = vec![0u8; 0x3000];
+        f[0..4].copy_from_slice(b"\x7fELF");
+        f[4] = 2;
+        f[5] = 1;
+        f[6] = 1;
+        f[16..18].copy_from_slice(&e_type.to_le_bytes());
+        f[18..20].copy_from_slice(&machine.to_le_bytes());
+        f[20..24].copy_from_slice(&1u32.to_le_bytes());
+        f[24..32].copy_from_slice(&entry.to_le_bytes());
+        f[32..40].copy_from_slice(&64u64.to_le_bytes());
+        f[52..54].copy_from_slice(&64u16.to_le_bytes());
+        f[54..56].copy_from_slice(&56u16.to_le_bytes());
+        f[56..58].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+        for (i, p) in phdrs.iter().enumerate() {
+            // [type, flags, offset, vaddr, filesz, memsz, align]
+            let o = 64 + i * 56;
+            f[o..o + 4].copy_from_slice(&(p[0] as u32).to_le_bytes());
+            f[o + 4..o + 8].copy_from_slice(&(p[1] as u32).to_le_bytes());
+            f[o + 8..o + 16].copy_from_slice(&p[2].to_le_bytes());
+            f[o + 16..o + 24].copy_from_slice(&p[3].to_le_bytes());
+            f[o + 24..o + 32].copy_from_slice(&p[3].to_le_bytes());
+            f[o + 32..o + 40].copy_from_slice(&p[4].to_le_bytes());
+            f[o + 40..o + 48].copy_from_slice(&p[5].to_le_bytes());
+            f[o + 48..o + 56].copy_from_slice(&p[6].to_le_bytes());
+        }
+        for (i, b) in f[0x1000..0x3000].iter_mut().enumerate() {
+            *b = (i % 251) as u8 + 1;
+        }
+        f
+    }
+
+    const BASE: u64 = HIGHER_HALF_BASE;
+    const RX: u64 = (PF_R | PF_X) as u64;
+    const RW: u64 = (PF_R | PF_W) as u64;
+    const LOAD: u64 = PT_LOAD as u64;
+
+    fn kernel() -> Vec<u8> {
+        build(
+            EM_X86_64,
+            ET_EXEC,
+            BASE + 0x10,
+            &[
+                [LOAD, RX, 0x1000, BASE, 0x1000, 0x1000, 0x1000],
+                [LOAD, RW, 0x2000, BASE + 0x1000, 0x800, 0x3000, 0x1000],
+            ],
+        )
+    }
+
+    #[test]
+    fn parses_a_valid_kernel() {
+        let exe = parse(&kernel(), Arch::X86_64).unwrap();
+        assert_eq!(exe.entry, BASE + 0x10);
+        assert_eq!(exe.virtual_base, BASE);
+        assert_eq!(exe.image_size, 0x4000);
+        assert_eq!(exe.image_pages(), 4);
+        assert_eq!(exe.max_align, 0x1000);
+        assert_eq!(exe.segments().len(), 2);
+        assert!(exe.segments()[0].executable() && !exe.segments()[0].writable());
+        assert!(exe.segments()[1].writable() && !exe.segments()[1].executable());
+        // Limine's image_size_before_bss: image minus the last segment's bss.
+        assert_eq!(exe.scan_start, 0);
+        assert_eq!(exe.scan_end, 0x4000 - 0x2800);
+    }
+
+    #[test]
+    fn loads_segments_and_zeroes_bss() {
+        let file = kernel();
+        let exe = parse(&file, Arch::X86_64).unwrap();
+        let mut image = vec![0xAAu8; 0x4000];
+        exe.load_into(&file, &mut image).unwrap();
+        assert_eq!(&image[..0x1000], &file[0x1000..0x2000]);
+        assert_eq!(&image[0x1000..0x1800], &file[0x2000..0x2800]);
+        assert!(image[0x1800..].iter().all(|&b| b == 0));
+        let mut small = vec![0u8; 0x3000];
+        assert_eq!(
+            exe.load_into(&file, &mut small),
+            Err(ElfError::BufferTooSmall {
+                needed: 0x4000,
+                given: 0x3000
+            })
+        );
+    }
+
+    #[test]
+    fn aarch64_machine_is_checked() {
+        let mut file = kernel();
+        file[18..20].copy_from_slice(&EM_AARCH64.to_le_bytes());
+        assert!(parse(&file, Arch::Aarch64).is_ok());
+        let err = parse(&file, Arch::X86_64).unwrap_err();
+        assert_eq!(
+            err,
+            ElfError::WrongMachine {
+                found: EM_AARCH64,
+                expected: EM_X86_64
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "e_machine is 183 (aarch64), this loader needs 62 (x86_64)"
+        );
+    }
+
+    #[test]
+    fn rejects_truncated_and_bad_headers() {
+        let file = kernel();
+        assert_eq!(
+            parse(&file[..10], Arch::X86_64),
+            Err(ElfError::Truncated { len: 10 })
+        );
+        assert_eq!(
+            parse(&[], Arch::X86_64),
+            Err(ElfError::Truncated { len: 0 })
+        );
+        let mut bad = file.clone();
+        bad[1] = b'X';
+        assert_eq!(parse(&bad, Arch::X86_64), Err(ElfError::BadMagic));
+        let mut bad = file.clone();
+        bad[4] = 1;
+        assert_eq!(
+            parse(&bad, Arch::X86_64),
+            Err(ElfError::NotElf64 { class: 1 })
+        );
+        let mut bad = file.clone();
+        bad[5] = 2;
+        assert_eq!(
+            parse(&bad, Arch::X86_64),
+            Err(ElfError::NotLittleEndian { data: 2 })
+        );
+        let mut bad = file.clone();
+        bad[16] = 1;
+        assert_eq!(
+            parse(&bad, Arch::X86_64),
+            Err(ElfError::BadType { found: 1 })
+        );
+        let mut bad = file.clone();
+        bad[54] = 32;
+        assert_eq!(
+            parse(&bad, Arch::X86_64),
+            Err(ElfError::BadPhentsize { found: 32 })
+        );
+        // Program headers cut off by truncation.
+        let err = parse(&file[..100], Arch::X86_64).unwrap_err();
+        assert!(matches!(err, ElfError::ProgramHeadersOutOfFile { .. }));
+        assert!(
+            err.to_string()
+                .contains("extend past the end of the file (100 bytes)")
+        );
+        // Huge e_phoff must not overflow.
+        let mut bad = file.clone();
+        bad[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(
+            parse(&bad, Arch::X86_64),
+            Err(ElfError::ProgramHeadersOutOfFile { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_bad_segments() {
+        let one =
+            |p: [u64; 7], entry: u64| parse(&build(EM_X86_64, ET_EXEC, entry, &[p]), Arch::X86_64);
+        assert_eq!(
+            one([LOAD, RX, 0x1000, BASE, 0x2000, 0x1000, 0x1000], BASE),
+            Err(ElfError::FileszExceedsMemsz {
+                index: 0,
+                filesz: 0x2000,
+                memsz: 0x1000
+            })
+        );
+        assert_eq!(
+            one([LOAD, RX, 0x2800, BASE, 0x1000, 0x1000, 0x1000], BASE),
+            Err(ElfError::SegmentOutOfFile {
+                index: 0,
+                offset: 0x2800,
+                filesz: 0x1000,
+                file_len: 0x3000
+            })
+        );
+        assert!(matches!(
+            one([LOAD, RX, u64::MAX, BASE, 2, 2, 0x1000], BASE),
+            Err(ElfError::SegmentOutOfFile { .. })
+        ));
+        assert_eq!(
+            one(
+                [LOAD, RX, 0x1000, 0x40_0000, 0x1000, 0x1000, 0x1000],
+                0x40_0000
+            ),
+            Err(ElfError::LowerHalfSegment {
+                index: 0,
+                vaddr: 0x40_0000
+            })
+        );
+        assert_eq!(
+            one(
+                [LOAD, RX, 0x1000, u64::MAX - 0x10, 0x0, 0x100, 0x1000],
+                u64::MAX - 0x10
+            ),
+            Err(ElfError::AddressOverflow { index: 0 })
+        );
+        assert_eq!(
+            one([LOAD, RX, 0x1000, BASE, 0x10, 0x10, 0x3000], BASE),
+            Err(ElfError::BadAlignment {
+                index: 0,
+                align: 0x3000
+            })
+        );
+        assert_eq!(
+            one([LOAD, RX, 0x1000, BASE, 0x10, 0x10, 0x1000], BASE + 0x10),
+            Err(ElfError::EntryOutsideSegments { entry: BASE + 0x10 })
+        );
+        // Only empty or non-load segments.
+        assert_eq!(
+            one([LOAD, RX, 0x1000, BASE, 0, 0, 0x1000], BASE),
+            Err(ElfError::NoLoadableSegments)
+        );
+        assert_eq!(
+            one([6, RX, 0x1000, BASE, 0x10, 0x10, 0x1000], BASE),
+            Err(ElfError::NoLoadableSegments)
+        );
+    }
+
+    #[test]
+    fn rejects_overlap_and_shared_pages() {
+        let two = |a: [u64; 7], b: [u64; 7]| {
+            parse(&build(EM_X86_64, ET_EXEC, BASE, &[a, b]), Arch::X86_64)
+        };
+        assert_eq!(
+            two(
+                [LOAD, RX, 0x1000, BASE, 0x1000, 0x1000, 0x1000],
+                [LOAD, RX, 0x1000, BASE + 0x800, 0x100, 0x100, 0x1000]
+            ),
+            Err(ElfError::Overlap {
+                first: 0,
+                second: 1
+            })
+        );
+        assert_eq!(
+            two(
+                [LOAD, RX, 0x1000, BASE, 0x800, 0x800, 0x1000],
+                [LOAD, RW, 0x1800, BASE + 0x800, 0x100, 0x100, 0x1000]
+            ),
+            Err(ElfError::PermissionConflict {
+                first: 0,
+                second: 1
+            })
+        );
+        // Same permissions may share a page.
+        assert!(
+            two(
+                [LOAD, RX, 0x1000, BASE, 0x800, 0x800, 0x1000],
+                [LOAD, RX, 0x1800, BASE + 0x800, 0x100, 0x100, 0x1000]
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn et_dyn_without_dynamic_is_accepted_but_relocations_are_not() {
+        let p = [LOAD, RX, 0x1000, BASE, 0x100, 0x100, 0x20_0000];
+        let exe = parse(&build(EM_X86_64, ET_DYN, BASE, &[p]), Arch::X86_64).unwrap();
+        assert_eq!(exe.max_align, 0x20_0000);
+        let dynamic = [PT_DYNAMIC as u64, RW, 0x1000, BASE, 0x10, 0x10, 8];
+        let err = parse(&build(EM_X86_64, ET_DYN, BASE, &[p, dynamic]), Arch::X86_64);
+        assert_eq!(err, Err(ElfError::NeedsRelocation));
+    }
+
+    #[test]
+    fn too_many_segments() {
+        let phdrs: Vec<[u64; 7]> = (0..17)
+            .map(|i| [LOAD, RX, 0x1000, BASE + i * 0x1000, 0x10, 0x10, 0x1000])
+            .collect();
+        assert_eq!(
+            parse(&build(EM_X86_64, ET_EXEC, BASE, &phdrs), Arch::X86_64),
+            Err(ElfError::TooManySegments)
+        );
+    }
+}
