@@ -184,6 +184,20 @@ impl Framebuffer {
     }
 }
 
+/// Memory model and the red, green and blue mask sizes and shifts, as both the
+/// framebuffer and its video mode list them.
+fn pixel_format(fb: &Framebuffer) -> [u8; 7] {
+    [
+        FRAMEBUFFER_RGB,
+        fb.red.0,
+        fb.red.1,
+        fb.green.0,
+        fb.green.1,
+        fb.blue.0,
+        fb.blue.1,
+    ]
+}
+
 /// Writes a framebuffer response (revision 1: one framebuffer with one video mode,
 /// its current one, and no EDID); returns the response block.
 ///
@@ -198,15 +212,7 @@ pub fn framebuffer(arena: &mut Arena<'_>, fb: &Framebuffer) -> Result<Block, Are
     arena.put_u64(mode, 16, fb.height);
     let b = arena.bytes(mode, VIDEO_MODE_SIZE);
     b[24..26].copy_from_slice(&fb.bpp.to_le_bytes());
-    b[26..33].copy_from_slice(&[
-        FRAMEBUFFER_RGB,
-        fb.red.0,
-        fb.red.1,
-        fb.green.0,
-        fb.green.1,
-        fb.blue.0,
-        fb.blue.1,
-    ]);
+    b[26..33].copy_from_slice(&pixel_format(fb));
     let modes = arena.words(&[mode.virt])?;
 
     let s = arena.alloc(FRAMEBUFFER_SIZE, 8)?;
@@ -216,15 +222,7 @@ pub fn framebuffer(arena: &mut Arena<'_>, fb: &Framebuffer) -> Result<Block, Are
     arena.put_u64(s, 24, fb.pitch);
     let b = arena.bytes(s, FRAMEBUFFER_SIZE);
     b[32..34].copy_from_slice(&fb.bpp.to_le_bytes());
-    b[34..41].copy_from_slice(&[
-        FRAMEBUFFER_RGB,
-        fb.red.0,
-        fb.red.1,
-        fb.green.0,
-        fb.green.1,
-        fb.blue.0,
-        fb.blue.1,
-    ]);
+    b[34..41].copy_from_slice(&pixel_format(fb));
     // 41..48 unused, 48 edid_size = 0, 56 edid = NULL.
     arena.put_u64(s, 64, 1);
     arena.put_u64(s, 72, modes.virt);

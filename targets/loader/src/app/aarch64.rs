@@ -272,15 +272,6 @@ global_asm!(
 
 unsafe extern "C" {
     fn stratus_handoff(args: *const Handoff) -> !;
-    static stratus_trampoline_start: u8;
-    static stratus_trampoline_end: u8;
-}
-
-/// Physical range of the trampoline code (identity-mapped by UEFI).
-pub fn trampoline() -> (u64, u64) {
-    let start = &raw const stratus_trampoline_start as u64;
-    let end = &raw const stratus_trampoline_end as u64;
-    (start, end - start)
 }
 
 /// Switches to the kernel's page tables and enters it.
@@ -292,7 +283,7 @@ pub fn trampoline() -> (u64, u64) {
 /// alias, the stack and the kernel, all in memory nothing else uses, and the
 /// trampoline and kernel code must have been cleaned to the point of coherency.
 pub unsafe fn enter(args: &Handoff, _ioapics: &IoApics) -> ! {
-    let (start, len) = trampoline();
+    let (start, len) = super::trampoline();
     sync_code(start, len as usize);
     // SAFETY: the caller's contract is the trampoline's contract.
     unsafe { stratus_handoff(args) }

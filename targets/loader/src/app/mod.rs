@@ -19,6 +19,19 @@ mod arch;
 #[path = "x86_64.rs"]
 mod arch;
 
+unsafe extern "C" {
+    /// Bounds of the handoff trampoline, emitted by the arch module's assembly.
+    static stratus_trampoline_start: u8;
+    static stratus_trampoline_end: u8;
+}
+
+/// Physical range of the trampoline code (identity-mapped by UEFI).
+pub fn trampoline() -> (u64, u64) {
+    let start = &raw const stratus_trampoline_start as u64;
+    let end = &raw const stratus_trampoline_end as u64;
+    (start, end - start)
+}
+
 use core::convert::Infallible;
 use core::time::Duration;
 
@@ -274,7 +287,7 @@ fn boot_kernel(start: u64) -> Result<Infallible, LoaderError> {
         };
     }
     let segments = &segments[..exe.segments().len()];
-    let (tramp_start, tramp_len) = arch::trampoline();
+    let (tramp_start, tramp_len) = trampoline();
     let tramp_base = align_down(tramp_start, PAGE_SIZE);
     let tramp_end = align_up(tramp_start + tramp_len, PAGE_SIZE).unwrap_or(tramp_base);
     let fb_range = fw.framebuffer.map(|f| (f.phys, f.size()));

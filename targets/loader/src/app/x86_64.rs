@@ -268,18 +268,6 @@ unsafe extern "sysv64" {
     fn stratus_handoff(args: *const Handoff) -> !;
 }
 
-unsafe extern "C" {
-    static stratus_trampoline_start: u8;
-    static stratus_trampoline_end: u8;
-}
-
-/// Physical range of the trampoline code (identity-mapped by UEFI).
-pub fn trampoline() -> (u64, u64) {
-    let start = &raw const stratus_trampoline_start as u64;
-    let end = &raw const stratus_trampoline_end as u64;
-    (start, end - start)
-}
-
 /// Switches to the kernel's page tables and enters it.
 ///
 /// # Safety
