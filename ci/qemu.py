@@ -32,10 +32,11 @@ FIRMWARE = {
 }
 
 # QEMU's exit status when the kernel reports success / failure through the exit device
-# (x86: isa-debug-exit, value v -> (v << 1) | 1; aarch64: semihosting SYS_EXIT).
+# (x86: isa-debug-exit, value v -> (v << 1) | 1; aarch64: semihosting SYS_EXIT), and
+# when the guest resets the machine (-no-reboot turns a reset into a clean exit).
 EXIT_STATUS = {
-    "x86_64": {"success": 33, "failure": 35},
-    "aarch64": {"success": 0, "failure": 1},
+    "x86_64": {"success": 33, "failure": 35, "reset": 0},
+    "aarch64": {"success": 0, "failure": 1, "reset": 0},
 }
 
 MACHINE = {

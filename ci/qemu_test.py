@@ -37,6 +37,9 @@ CPU_EXCEPTION = r"CPU exception:"
 # The deliberate read of an unmapped address, named as each architecture names it.
 PAGE_FAULT = r"CPU exception: (page fault \(#PF\)|data abort \(same EL\))"
 FATAL_EXCEPTION_PANIC = r"^panic: fatal CPU exception: "
+RESETTING = r"boot: resetting$"
+# The reset goes through what ACPI described: the FADT reset register (x86), PSCI (arm).
+RESET_METHOD = r"reset: (FADT reset register|PSCI SYSTEM_RESET over Hvc)"
 TEST_PANIC = r"^panic: test=panic on the command line at \S+main\.rs:\d+:\d+"
 FAULT_ADDRESS = r"0x0*fffffff0dead0000\b"
 LOADER_NOT_FOUND = r"stratus-loader: error:.*not found"
@@ -54,6 +57,7 @@ IMAGES = {
     "ready": ("exit=qemu", "ok"),
     "page-fault": ("exit=qemu test=page-fault", "ok"),
     "panic": ("exit=qemu test=panic", "ok"),
+    "reset": ("exit=qemu test=reset", "ok"),
     "no-kernel": ("exit=qemu", "missing"),
     "garbled-kernel": ("exit=qemu", "garbled"),
     "truncated-kernel": ("exit=qemu", "truncated"),
@@ -62,6 +66,7 @@ IMAGES = {
 # With LIMINE_DIR set (genuine Limine instead of our loader), cases marked our_loader
 # are skipped and the HANDOFF pattern is dropped from the others.
 # exit: "success" / "failure" (the kernel's exit device, see ci/qemu.py EXIT_STATUS),
+# "reset" (the guest reset the machine, which -no-reboot turns into exit status 0),
 # or "kill" (the runner stops QEMU once every expected pattern matched; the exit status
 # is not checked).
 # timeout: seconds for the whole case (firmware to kernel entry alone is ~6-7 s on TCG).
@@ -73,6 +78,8 @@ CASES = [
          timeout=90),
     dict(name="panic", image="panic", expect=[TEST_PANIC], forbid=[CPU_EXCEPTION],
          exit="failure", timeout=90),
+    dict(name="reset", image="reset", expect=[RESETTING, RESET_METHOD], forbid=KERNEL_TROUBLE + [r"^stratus: ready"],
+         exit="reset", timeout=90),
     dict(name="loader-missing-kernel", image="no-kernel", expect=[LOADER_NOT_FOUND],
          forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
     dict(name="loader-garbled-kernel", image="garbled-kernel", expect=[LOADER_BAD_ELF],

@@ -51,6 +51,11 @@ fn stop_with<A: Arch>(status: ExitStatus) -> ! {
     A::power_off(status, &methods)
 }
 
+fn reset_with<A: Arch>() -> ! {
+    let methods = POWER.get().copied().unwrap_or_default();
+    A::reset(&methods)
+}
+
 fn halt<A: Arch>(_status: ExitStatus) -> ! {
     A::halt()
 }
@@ -72,6 +77,7 @@ pub struct Kernel {
     ticks: fn() -> u64,
     wait_for_interrupt: fn(),
     stop: panic::StopFn,
+    reset: fn() -> !,
 }
 
 impl Kernel {
@@ -108,6 +114,12 @@ impl Kernel {
         loop {
             (self.wait_for_interrupt)();
         }
+    }
+
+    /// Resets the machine.
+    pub fn reset(&self) -> ! {
+        log::info!("resetting");
+        (self.reset)()
     }
 
     /// Stops the machine with `status`.
@@ -185,6 +197,7 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         ticks: A::ticks,
         wait_for_interrupt: A::wait_for_interrupt,
         stop: stop_with::<A>,
+        reset: reset_with::<A>,
     }
 }
 

@@ -67,6 +67,9 @@ impl Power for FakeArch {
     fn power_off(status: ExitStatus, _methods: &PowerMethods) -> ! {
         panic!("power_off({status:?})");
     }
+    fn reset(_methods: &PowerMethods) -> ! {
+        panic!("reset");
+    }
 }
 
 fn no_port_read(_: u16) -> u8 {

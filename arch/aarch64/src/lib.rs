@@ -99,5 +99,9 @@ mod arch_impl {
         fn power_off(status: ExitStatus, methods: &PowerMethods) -> ! {
             power::power_off(status, methods)
         }
+
+        fn reset(methods: &PowerMethods) -> ! {
+            power::reset(methods)
+        }
     }
 }

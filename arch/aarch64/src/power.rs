@@ -1,5 +1,5 @@
 //! Stopping an aarch64 machine: semihosting `SYS_EXIT` under the QEMU test
-//! harness, PSCI `SYSTEM_OFF` otherwise.
+//! harness, PSCI `SYSTEM_OFF` otherwise; PSCI `SYSTEM_RESET` to reset.
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +15,9 @@ const ADP_STOPPED_APPLICATION_EXIT: u64 = 0x20026;
 
 /// PSCI `SYSTEM_OFF` function ID (Arm DEN 0022, 5.1.9).
 const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
+
+/// PSCI `SYSTEM_RESET` function ID (Arm DEN 0022, 5.1.10).
+const PSCI_SYSTEM_RESET: u64 = 0x8400_0009;
 
 /// Set once semihosting was tried: if `hlt #0xf000` faults (QEMU without
 /// `-semihosting`, or real hardware with no debugger), the fault report ends
@@ -34,7 +37,7 @@ pub fn power_off(status: ExitStatus, methods: &PowerMethods) -> ! {
         });
     }
     if let Some(conduit) = methods.psci {
-        psci_system_off(conduit);
+        psci_call(conduit, PSCI_SYSTEM_OFF);
     }
     log::warn!("stratus: halted ({status:?}); no power-off method worked");
     loop {
@@ -71,8 +74,9 @@ fn semihosting_exit(code: u64) {
     }
 }
 
-/// PSCI `SYSTEM_OFF`; returns only if the firmware refuses.
-fn psci_system_off(conduit: PsciConduit) {
+/// Calls PSCI function `function` (no arguments) through `conduit`; returns
+/// only if the firmware refuses.
+fn psci_call(conduit: PsciConduit, function: u64) {
     // SAFETY: an SMC Calling Convention call (Arm DEN 0028): x0 holds the
     // function ID, and x0..x17 may be clobbered. ACPI's FADT said PSCI is
     // implemented through this conduit. The call touches no kernel memory.
@@ -80,7 +84,7 @@ fn psci_system_off(conduit: PsciConduit) {
         match conduit {
             PsciConduit::Hvc => asm!(
                 "hvc #0",
-                inout("x0") PSCI_SYSTEM_OFF => _,
+                inout("x0") function => _,
                 out("x1") _, out("x2") _, out("x3") _, out("x4") _, out("x5") _,
                 out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _,
                 out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _,
@@ -89,7 +93,7 @@ fn psci_system_off(conduit: PsciConduit) {
             ),
             PsciConduit::Smc => asm!(
                 "smc #0",
-                inout("x0") PSCI_SYSTEM_OFF => _,
+                inout("x0") function => _,
                 out("x1") _, out("x2") _, out("x3") _, out("x4") _, out("x5") _,
                 out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _,
                 out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _,
@@ -97,5 +101,19 @@ fn psci_system_off(conduit: PsciConduit) {
                 options(nomem, nostack),
             ),
         }
+    }
+}
+
+/// Resets the machine with PSCI `SYSTEM_RESET`; halts when there is no PSCI
+/// or it refuses.
+pub fn reset(methods: &PowerMethods) -> ! {
+    mask_all_interrupts();
+    if let Some(conduit) = methods.psci {
+        log::info!("reset: PSCI SYSTEM_RESET over {conduit:?}");
+        psci_call(conduit, PSCI_SYSTEM_RESET);
+    }
+    log::warn!("halted: no reset method worked");
+    loop {
+        aarch64_cpu::asm::wfi();
     }
 }

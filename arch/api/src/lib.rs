@@ -110,7 +110,8 @@ pub struct PowerMethods {
     /// aarch64: PSCI is implemented (FADT ARM boot flags); `psci_hvc` says
     /// whether the conduit is HVC (virtual machines) or SMC (bare metal).
     pub psci: Option<PsciConduit>,
-    /// x86: the FADT reset register is an I/O port accepting `reset_value`.
+    /// x86: the FADT reset register, when it is an I/O port, and the value
+    /// to write to it.
     pub acpi_reset_port: Option<(u16, u8)>,
     /// The kernel runs under a QEMU test harness (command line `exit=qemu`):
     /// report the exit status through QEMU's exit devices (x86
@@ -132,4 +133,8 @@ pub trait Power {
     /// Stops the machine with `status`, using `methods` in order of
     /// preference; halts the CPU when none works.
     fn power_off(status: ExitStatus, methods: &PowerMethods) -> !;
+
+    /// Resets the machine (x86: the FADT reset register, then the PCI reset
+    /// control register and a triple fault; aarch64: PSCI `SYSTEM_RESET`).
+    fn reset(methods: &PowerMethods) -> !;
 }

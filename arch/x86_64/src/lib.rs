@@ -78,4 +78,8 @@ impl Power for X86_64 {
     fn power_off(status: ExitStatus, methods: &PowerMethods) -> ! {
         power::power_off(status, methods)
     }
+
+    fn reset(methods: &PowerMethods) -> ! {
+        power::reset(methods)
+    }
 }

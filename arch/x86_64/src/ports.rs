@@ -9,7 +9,8 @@ fn read_u8(port: u16) -> u8 {
     unsafe { Port::<u8>::new(port).read() }
 }
 
-fn write_u8(port: u16, value: u8) {
+/// Writes a byte to a port.
+pub fn write_u8(port: u16, value: u8) {
     // SAFETY: as for `read_u8`: port writes touch devices, not memory.
     unsafe { Port::<u8>::new(port).write(value) }
 }

@@ -3,7 +3,8 @@
 //! Boots through the platform, logs what was discovered and prints the
 //! `stratus: ready` line. Command-line switches used by the test suite:
 //! `test=page-fault` reads an unmapped address after boot, `test=panic`
-//! panics on purpose, and `exit=qemu` powers off right after the ready line
+//! panics on purpose, `test=reset` resets the machine, and `exit=qemu`
+//! powers off right after the ready line
 //! (with QEMU's exit devices carrying the status).
 #![no_std]
 #![no_main]
@@ -33,6 +34,7 @@ fn main(kernel: Kernel) -> ! {
             panic!("reading {UNMAPPED_ADDRESS:#x} did not fault (read {value:#x})");
         }
         Some("panic") => panic!("test=panic on the command line"),
+        Some("reset") => kernel.reset(),
         Some(other) => log::warn!("unknown test '{other}' ignored"),
         None => {}
     }
