@@ -60,8 +60,8 @@ setup:
 # ---------------------------------------------------------------------------- builds --
 
 kernels: setup
-	$(call say,kernels: stratus-demo for $(ARCHES) (release))
-	@cargo build $(CARGO_Q) --release -p stratus-demo $(KERNEL_TARGETS)
+	$(call say,kernels: stratus-demo and stratus-hello for $(ARCHES) (release))
+	@cargo build $(CARGO_Q) --release -p stratus-demo -p stratus-hello $(KERNEL_TARGETS)
 	@for a in $(ARCHES); do echo "    $(TARGET_DIR)/$$a-unknown-none/release/stratus-demo"; done
 
 loader: setup
@@ -103,8 +103,8 @@ clippy: setup
 	@rc=0; \
 	$(call sayi,clippy: host (default members, all targets)); \
 	cargo clippy $(CARGO_Q) --all-targets -- $(CLIPPY_FLAGS) || rc=1; \
-	$(call sayi,clippy: stratus-demo for $(ARCHES)); \
-	cargo clippy $(CARGO_Q) -p stratus-demo $(KERNEL_TARGETS) -- $(CLIPPY_FLAGS) || rc=1; \
+	$(call sayi,clippy: stratus-demo and stratus-hello for $(ARCHES)); \
+	cargo clippy $(CARGO_Q) -p stratus-demo -p stratus-hello $(KERNEL_TARGETS) -- $(CLIPPY_FLAGS) || rc=1; \
 	$(call sayi,clippy: stratus-loader for UEFI $(ARCHES)); \
 	cargo clippy $(CARGO_Q) -p stratus-loader $(LOADER_TARGETS) -- $(CLIPPY_FLAGS) || rc=1; \
 	exit $$rc

@@ -51,12 +51,13 @@ def target_dir() -> Path:
     return Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
 
 
-def kernel_path(arch: str) -> Path:
-    """The kernel ELF, as ci/make-image.sh picks it (env KERNEL_<ARCH> overrides)."""
+def kernel_path(arch: str, name: str = "stratus-demo") -> Path:
+    """The kernel ELF, as ci/make-image.sh picks it (env KERNEL_<ARCH> overrides the
+    demo kernel); `name` picks another kernel target (stratus-hello)."""
     env = os.environ.get(f"KERNEL_{arch.upper()}")
-    if env:
+    if env and name == "stratus-demo":
         return Path(env)
-    return target_dir() / f"{arch}-unknown-none" / "release" / "stratus-demo"
+    return target_dir() / f"{arch}-unknown-none" / "release" / name
 
 
 def loader_path(arch: str) -> Path:

@@ -50,7 +50,7 @@ KERNEL_TROUBLE = [PANIC, CPU_EXCEPTION]
 NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
 
 # Images: name -> (command line, kernel variant). Kernel variants: "ok" (the built
-# kernel), "missing" (no /boot/kernel-<arch>), "garbled" (first 64 KiB with the ELF
+# demo kernel), "hello" (targets/hello, the smallest kernel), "missing" (no /boot/kernel-<arch>), "garbled" (first 64 KiB with the ELF
 # header overwritten), "truncated" (valid ELF header, only the first 4 KiB of the file).
 # "default" is the image `make image` built (STRATUS_IMAGE), used as it is.
 IMAGES = {
@@ -58,6 +58,7 @@ IMAGES = {
     "page-fault": ("exit=qemu test=page-fault", "ok"),
     "panic": ("exit=qemu test=panic", "ok"),
     "reset": ("exit=qemu test=reset", "ok"),
+    "hello": ("exit=qemu", "hello"),
     "no-kernel": ("exit=qemu", "missing"),
     "garbled-kernel": ("exit=qemu", "garbled"),
     "truncated-kernel": ("exit=qemu", "truncated"),
@@ -80,6 +81,9 @@ CASES = [
          exit="failure", timeout=90),
     dict(name="reset", image="reset", expect=[RESETTING, RESET_METHOD], forbid=KERNEL_TROUBLE + [r"^stratus: ready"],
          exit="reset", timeout=90),
+    dict(name="hello-kernel", image="hello",
+         expect=[r"hello from {arch}: \d+ usable memory regions", READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90),
     dict(name="loader-missing-kernel", image="no-kernel", expect=[LOADER_NOT_FOUND],
          forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
     dict(name="loader-garbled-kernel", image="garbled-kernel", expect=[LOADER_BAD_ELF],
@@ -173,6 +177,8 @@ def kernel_variant(arch: str, variant: str) -> str:
         return str(real)
     if variant == "missing":
         return "none"
+    if variant == "hello":
+        return str(qemu.kernel_path(arch, "stratus-hello"))
     data = real.read_bytes()
     if variant == "garbled":
         bad = b"NOT-AN-ELF-FILE!" + data[16:64 * 1024]
