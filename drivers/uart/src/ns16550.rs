@@ -205,4 +205,32 @@ mod tests {
         );
         assert_eq!(*LSR_READS.lock().unwrap(), BUSY_READS + 1);
     }
+
+    /// Graviton's SPCR 16550: MMIO with byte registers; and the 4-byte-stride
+    /// variant (SPCR type 0x12 with dword access). Registers live in a host
+    /// buffer standing in for the device page.
+    #[test]
+    fn mmio_registers_at_byte_and_dword_stride() {
+        for width in [1u8, 4] {
+            let stride = width as usize;
+            let mut page = [0u32; 16];
+            let base = page.as_mut_ptr() as usize;
+            // LSR says "transmitter empty" so the write goes straight out.
+            // SAFETY: LSR's offset is inside `page`.
+            unsafe { *((base + 5 * stride) as *mut u8) = LSR_THR_EMPTY };
+            // SAFETY: `page` stands in for the registers: 8 * width bytes,
+            // alive for the whole use of `regs`.
+            let regs = unsafe { Ns16550Registers::mmio(base, width) };
+            let uart = Ns16550::new(regs, Some(115_200));
+            uart.write_byte(b'G');
+            // SAFETY: offsets inside `page`.
+            let (thr, ier) = unsafe { (*(base as *const u8), *((base + stride) as *const u8)) };
+            assert_eq!(thr, b'G', "width {width}");
+            assert_eq!(ier, 0, "width {width}: interrupts off");
+            // The MMIO line settings are the firmware's: LCR untouched.
+            // SAFETY: offset inside `page`.
+            let lcr = unsafe { *((base + 3 * stride) as *const u8) };
+            assert_eq!(lcr, 0, "width {width}");
+        }
+    }
 }
