@@ -6,6 +6,7 @@
 //! (signature, length and checksum).
 
 use crate::console::{ConsoleDescriptor, SpcrError, SpcrFields, spcr_baud};
+use crate::fixed_string::FixedString;
 use ::acpi::address::AddressSpace;
 use ::acpi::fadt::Fadt;
 use ::acpi::spcr::Spcr;
@@ -227,47 +228,6 @@ fn read_fadt(fadt: &Fadt, summary: &mut AcpiSummary) {
             port,
             bits: if flags.pm_timer_is_32_bit() { 32 } else { 24 },
         });
-    }
-}
-
-/// A string in a fixed buffer, for building log lines before (or without)
-/// the heap. Text past the capacity is dropped.
-pub struct FixedString<const N: usize> {
-    bytes: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> FixedString<N> {
-    /// An empty string.
-    pub const fn new() -> Self {
-        Self {
-            bytes: [0; N],
-            len: 0,
-        }
-    }
-
-    /// The text so far.
-    pub fn as_str(&self) -> &str {
-        // Only whole UTF-8 strings are appended, cut at a char boundary.
-        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
-    }
-}
-
-impl<const N: usize> Default for FixedString<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const N: usize> core::fmt::Write for FixedString<N> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let mut take = s.len().min(N - self.len);
-        while !s.is_char_boundary(take) {
-            take -= 1;
-        }
-        self.bytes[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
-        self.len += take;
-        Ok(())
     }
 }
 

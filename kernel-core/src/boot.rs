@@ -10,6 +10,7 @@ use crate::acpi::{self, AcpiSummary, PmTimer, SpcrOutcome};
 use crate::boot_info::BootInfo;
 use crate::cmdline::CommandLine;
 use crate::console::{ConsoleDescriptor, ConsoleSink, UartRegisters};
+use crate::fixed_string::FixedString;
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::mmio::DeviceMemory;
 use crate::ready::ReadyLine;
@@ -183,7 +184,7 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         boot.memory_map.regions().len(),
         boot.hhdm_offset
     );
-    let mut cpu: acpi::FixedString<96> = acpi::FixedString::new();
+    let mut cpu: FixedString<96> = FixedString::new();
     let _ = A::describe(&mut cpu);
     log::info!("cpu: {}", cpu.as_str());
 

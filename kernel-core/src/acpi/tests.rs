@@ -185,11 +185,3 @@ fn short_spcr_bytes_give_no_fields() {
     let fields = spcr_fields_from_bytes(&spcr(3, 0, 32, 3, 0x0900_0000, 7)).unwrap();
     assert_eq!(fields.baud, Some(115_200));
 }
-
-#[test]
-fn fixed_string_truncates_at_char_boundary() {
-    let mut s: FixedString<5> = FixedString::new();
-    write!(s, "ab").unwrap();
-    write!(s, "cé€").unwrap();
-    assert_eq!(s.as_str(), "abcé");
-}
