@@ -43,15 +43,6 @@ pub enum UartRegisters {
     },
 }
 
-/// Where a console description came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConsoleSource {
-    /// The ACPI SPCR table.
-    Spcr,
-    /// The architecture's legacy port, because there was no usable SPCR.
-    LegacyFallback,
-}
-
 /// A console UART: type, registers and line speed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConsoleDescriptor {
@@ -62,8 +53,6 @@ pub struct ConsoleDescriptor {
     /// Baud rate the firmware configured, when stated. `None` means "keep
     /// what the firmware set".
     pub baud: Option<u32>,
-    /// Where this came from.
-    pub source: ConsoleSource,
 }
 
 impl fmt::Display for ConsoleDescriptor {
@@ -174,7 +163,6 @@ impl ConsoleDescriptor {
             kind,
             registers,
             baud: spcr.baud,
-            source: ConsoleSource::Spcr,
         })
     }
 
@@ -184,7 +172,6 @@ impl ConsoleDescriptor {
             kind: UartKind::Ns16550,
             registers: UartRegisters::Port { base: port },
             baud: Some(115_200),
-            source: ConsoleSource::LegacyFallback,
         }
     }
 }

@@ -126,11 +126,6 @@ pub fn attach_console(sink: &'static dyn ConsoleSink) {
     }
 }
 
-/// Whether a console is attached.
-pub fn has_console() -> bool {
-    STATE.lock().sink.is_some()
-}
-
 /// Writes text straight to the console (no stamp, no level): for the ready
 /// line and other lines that tools parse.
 pub fn write_raw(args: fmt::Arguments<'_>) {

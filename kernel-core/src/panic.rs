@@ -31,7 +31,8 @@ pub fn stop(status: ExitStatus) -> ! {
     }
 }
 
-/// Reports a panic and stops. Shared by the panic handler and tests.
+/// Prints a panic's message and location on the console (once; a nested
+/// panic prints only its message).
 pub fn report(info: &core::panic::PanicInfo<'_>) {
     if PANICKING.swap(true, Ordering::AcqRel) {
         crate::logger::write_emergency(format_args!("panic: (nested) {}\n", info.message()));
