@@ -204,12 +204,25 @@ fn write_protective_mbr(disk: &mut [u8], sectors: u64) {
     entry[0] = 0; // not bootable
     entry[1..4].copy_from_slice(&[0x00, 0x02, 0x00]); // CHS of LBA 1
     entry[4] = 0xEE; // GPT protective
-    entry[5..8].copy_from_slice(&[0xFF, 0xFF, 0xFF]); // CHS past the addressable range
+    entry[5..8].copy_from_slice(&chs(sectors - 1)); // CHS of the last sector
     entry[8..12].copy_from_slice(&1u32.to_le_bytes());
     let size = u32::try_from(sectors - 1).unwrap_or(u32::MAX);
     entry[12..16].copy_from_slice(&size.to_le_bytes());
     mbr[510] = 0x55;
     mbr[511] = 0xAA;
+}
+
+/// The MBR's CHS encoding of `lba` with the usual 255 heads and 63 sectors per track,
+/// or 0xFFFFFF when the cylinder does not fit in 10 bits (UEFI 2.10 table 5-4).
+fn chs(lba: u64) -> [u8; 3] {
+    let (heads, sectors) = (255, 63);
+    let cylinder = lba / (heads * sectors);
+    if cylinder > 1023 {
+        return [0xFF, 0xFF, 0xFF];
+    }
+    let head = (lba / sectors) % heads;
+    let sector = lba % sectors + 1;
+    [head as u8, (sector as u8) | (((cylinder >> 8) as u8) << 6), cylinder as u8]
 }
 
 /// What [`read_primary`] found in a disk's primary GPT.
@@ -374,6 +387,14 @@ mod tests {
         assert_eq!(disk[446 + 4], 0xEE);
         assert_eq!(le32(&disk, 446 + 8), 1);
         assert_eq!(le32(&disk, 446 + 12), (4 * MIB / 512 - 1) as u32);
+    }
+
+    #[test]
+    fn protective_mbr_chs_end_as_sgdisk_writes_it() {
+        // 1 GiB: cylinder 130, head 138, sector 8 (what sgdisk -e writes).
+        assert_eq!(chs(2_097_151), [0x8A, 0x08, 0x82]);
+        // Beyond 1024 cylinders (about 8 GiB): the "not representable" marker.
+        assert_eq!(chs(1 << 30), [0xFF, 0xFF, 0xFF]);
     }
 
     #[test]
