@@ -53,7 +53,8 @@ NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
 # Images: name -> (command line, kernel variant). Kernel variants: "ok" (the built
 # demo kernel), "hello" (targets/hello, the smallest kernel), "missing" (no /boot/kernel-<arch>), "garbled" (first 64 KiB with the ELF
 # header overwritten), "truncated" (valid ELF header, only the first 4 KiB of the file).
-# "default" is the image `make image` built (STRATUS_IMAGE), used as it is.
+# "default" is the image `make image` built (STRATUS_IMAGE), used as it is; "runner" is
+# no image: the case boots the hello kernel with `stratus-image run`, as `cargo run` does.
 # An optional third item exports the image to a cloud format (`stratus-image export`:
 # vhd is Azure's fixed VHD, vmdk AWS's stream-optimized VMDK); CLOUD_FORMATS gives the
 # name QEMU's `format=` knows it by.
@@ -84,8 +85,9 @@ SPCR_TABLES = {
 # are skipped and the HANDOFF pattern is dropped from the others.
 # exit: "success" / "failure" (the kernel's exit device, see exit_status in ci/qemu.py),
 # "reset" (the guest reset the machine, which -no-reboot turns into exit status 0),
-# or "kill" (the runner stops QEMU once every expected pattern matched; the exit status
-# is not checked).
+# "kill" (the runner stops QEMU once every expected pattern matched; the exit status
+# is not checked), or "tool-success" (`stratus-image run` turned the kernel's success
+# report into exit status 0).
 # timeout: seconds for the whole case (firmware to kernel entry alone is ~6-7 s on TCG).
 CASES = [
     dict(name="ready", image="ready", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE,
@@ -116,6 +118,9 @@ CASES = [
          forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
     dict(name="default-image", image="default", expect=[READY], forbid=KERNEL_TROUBLE,
          exit="kill", timeout=90),
+    # `stratus-image run KERNEL`, the cargo runner: a temporary image, the same machine.
+    dict(name="cargo-runner", image="runner", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE,
+         exit="tool-success", timeout=90, our_loader=True),
     # The cloud formats boot as QEMU reads them (Azure's fixed VHD, AWS's VMDK).
     dict(name="vhd-image", image="ready-vhd", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE,
          exit="success", timeout=90),
@@ -224,6 +229,8 @@ def kernel_variant(arch: str, variant: str) -> str:
 
 def build_image(name: str, default_image: Path) -> tuple[str, Path, str]:
     """Returns (name, path, error text or '')."""
+    if name == "runner":
+        return name, Path(), ""
     if name == "default":
         if default_image.is_file():
             return name, default_image, ""
@@ -276,10 +283,15 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
     log_path = LOG_DIR / f"{case.full_name}.log"
     err_path = LOG_DIR / f"{case.full_name}.qemu-stderr"
     vars_path = qemu.fresh_vars(case.arch, LOG_DIR)
-    export = IMAGES.get(case.image, ("", "", ""))[2:]
+    export = IMAGES.get(case.image, ("", ""))[2:]
     fmt = CLOUD_FORMATS[export[0]] if export else "raw"
-    cmd = qemu.qemu_command(case.arch, image, vars_path, serial="stdio", snapshot=True, fmt=fmt,
-                            extra=case.extra + acpi_table_args(case))
+    if case.image == "runner":
+        cmd = [str(qemu.image_tool()), "run", "--arch", case.arch, "--cmdline", "exit=qemu",
+               "--loader", str(qemu.loader_path(case.arch)),
+               str(qemu.kernel_path(case.arch, "stratus-hello")), "--", *case.extra]
+    else:
+        cmd = qemu.qemu_command(case.arch, image, vars_path, serial="stdio", snapshot=True,
+                                fmt=fmt, extra=case.extra + acpi_table_args(case))
     # `timeout` is a second line of defence should this runner itself die or hang.
     cmd = ["timeout", "-k", "5", str(int(timeout) + 15), *cmd]
     expect = [re.compile(p, re.M) for p in case.expect]
@@ -378,7 +390,7 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
         elif case.exit == "kill":
             pass  # everything matched; QEMU was stopped (or powered off by itself: fine too)
         else:
-            want = qemu.exit_status(case.arch)[case.exit]
+            want = 0 if case.exit == "tool-success" else qemu.exit_status(case.arch)[case.exit]
             if rc != want:
                 extra = " (124: the `timeout` guard fired)" if rc == 124 else ""
                 why = f"QEMU exit status {rc}{extra}, expected {want} ({case.exit})"

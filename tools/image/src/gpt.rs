@@ -222,7 +222,11 @@ fn chs(lba: u64) -> [u8; 3] {
     }
     let head = (lba / sectors) % heads;
     let sector = lba % sectors + 1;
-    [head as u8, (sector as u8) | (((cylinder >> 8) as u8) << 6), cylinder as u8]
+    [
+        head as u8,
+        (sector as u8) | (((cylinder >> 8) as u8) << 6),
+        cylinder as u8,
+    ]
 }
 
 /// What [`read_primary`] found in a disk's primary GPT.

@@ -26,8 +26,9 @@ usage: stratus-image COMMAND ...
         All four cloud files into DIR; prints each file's size.
   cloud-commands DIR
         Prints the commands that upload DIR's files and start instances (runs nothing).
-  run [--arch A] [--cmdline STR] [--loader P] KERNEL [QEMU ARGS...]
+  run [--arch A] [--cmdline STR] [--loader P] KERNEL [-- QEMU ARGS...]
         Boots one kernel ELF in QEMU (a temporary image; serial on this terminal).
+        Options may follow KERNEL (cargo runner: `cargo run -- --cmdline exit=qemu`).
         The architecture comes from the ELF header unless --arch is given; the loader
         from --loader, $STRATUS_LOADER_<ARCH>, or the workspace's release build next to
         the kernel (target/<arch>-unknown-uefi/release/stratus-loader.efi).
@@ -86,32 +87,29 @@ impl From<ImageError> for CliError {
 
 type CliResult = Result<ExitCode, CliError>;
 
-/// Options `--name VALUE` / `--name=VALUE`, flags `--name`, and positional arguments.
-/// After the positionals that a command takes, the rest can be taken whole (`run`).
+/// Options `--name VALUE` / `--name=VALUE`, flags `--name`, positional arguments, and
+/// whatever follows a lone `--` (QEMU's arguments for `run`).
 struct Args {
     options: Vec<(String, OsString)>,
     flags: Vec<String>,
     positional: Vec<OsString>,
+    after_dashes: Vec<OsString>,
 }
 
-fn parse(
-    args: &[OsString],
-    with_value: &[&str],
-    flags: &[&str],
-    stop_after: Option<usize>,
-) -> Result<Args, CliError> {
+fn parse(args: &[OsString], with_value: &[&str], flags: &[&str]) -> Result<Args, CliError> {
     let mut out = Args {
         options: Vec::new(),
         flags: Vec::new(),
         positional: Vec::new(),
+        after_dashes: Vec::new(),
     };
     let mut i = 0;
     while i < args.len() {
-        if stop_after.is_some_and(|n| out.positional.len() >= n) {
-            out.positional.extend(args[i..].iter().cloned());
+        let bytes = args[i].as_bytes();
+        if bytes == b"--" {
+            out.after_dashes.extend(args[i + 1..].iter().cloned());
             break;
         }
-        let bytes = args[i].as_bytes();
         if bytes.starts_with(b"--") {
             let (name, inline) = match bytes.iter().position(|&b| b == b'=') {
                 Some(eq) => (
@@ -216,7 +214,6 @@ fn cmd_build(args: &[OsString]) -> CliResult {
             "size-mib",
         ],
         &[],
-        None,
     )?;
     let [out] = <[PathBuf; 1]>::try_from(a.positionals(1, "one output path: build OUT [options]")?)
         .map_err(|_| CliError::Usage("build OUT".into()))?;
@@ -267,7 +264,7 @@ fn cloud_format(name: &OsStr) -> Result<CloudFormat, CliError> {
 }
 
 fn cmd_export(args: &[OsString]) -> CliResult {
-    let a = parse(args, &[], &[], None)?;
+    let a = parse(args, &[], &[])?;
     let p = a.positionals(3, "export FORMAT IMAGE OUT")?;
     let format = cloud_format(p[0].as_os_str())?;
     let raw = read(&p[1])?;
@@ -277,7 +274,7 @@ fn cmd_export(args: &[OsString]) -> CliResult {
 }
 
 fn cmd_cloud_images(args: &[OsString]) -> CliResult {
-    let a = parse(args, &[], &[], None)?;
+    let a = parse(args, &[], &[])?;
     let p = a.positionals(2, "cloud-images IMAGE DIR")?;
     let raw = read(&p[0])?;
     for format in CloudFormat::ALL {
@@ -295,7 +292,7 @@ fn cmd_cloud_images(args: &[OsString]) -> CliResult {
 }
 
 fn cmd_cloud_commands(args: &[OsString]) -> CliResult {
-    let a = parse(args, &[], &[], None)?;
+    let a = parse(args, &[], &[])?;
     let p = a.positionals(1, "cloud-commands DIR")?;
     print!("{}", cloud::upload_commands(&p[0]));
     Ok(ExitCode::SUCCESS)
@@ -315,7 +312,6 @@ fn cmd_machine(args: &[OsString]) -> CliResult {
         args,
         &["arch", "image", "vars", "format", "serial"],
         &["snapshot"],
-        None,
     )?;
     a.positionals(0, "no positional arguments")?;
     let arch = arch_option(&a)?.ok_or_else(|| CliError::Usage("--arch is required".into()))?;
@@ -413,11 +409,11 @@ fn find_loader(arch: Arch, given: Option<&OsString>, kernel: &Path) -> Result<Pa
 }
 
 fn cmd_run(args: &[OsString]) -> CliResult {
-    let a = parse(args, &["arch", "cmdline", "loader"], &[], Some(1))?;
-    let Some(kernel_path) = a.positional.first().map(PathBuf::from) else {
-        return Err(CliError::Usage("run KERNEL".into()));
-    };
-    let extra: Vec<&OsString> = a.positional[1..].iter().collect();
+    let a = parse(args, &["arch", "cmdline", "loader"], &[])?;
+    let kernel_path = a
+        .positionals(1, "run [options] KERNEL [-- QEMU ARGS]")?
+        .remove(0);
+    let extra = &a.after_dashes;
     let kernel = read(&kernel_path)?;
     let arch = match arch_option(&a)? {
         Some(arch) => arch,
