@@ -35,6 +35,12 @@ pub fn grow_to_gib(raw: &[u8]) -> Result<SparseDisk<'_>, ImageError> {
             regions: vec![(0, raw.into())],
         });
     }
+    gpt::read_primary(raw)?;
+    if (raw.len() as u64) < 2 * gpt::first_usable_lba() * SECTOR {
+        return Err(ImageError::DiskTooSmall {
+            bytes: raw.len() as u64,
+        });
+    }
     let mut head = raw.to_vec();
     let old_backup = head.len() - (gpt::BACKUP_SECTORS * SECTOR) as usize;
     head[old_backup..].fill(0);
