@@ -176,13 +176,8 @@ mod tests {
         };
         let disk = crate::image::build(&contents, 64, [4; 36]).unwrap();
         let esp = &disk[2048 * 512..];
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::TestRng(0x2545_F491_4F6C_DD1Du64);
+        let mut next = || rng.next();
         // The boot sector, the start of the FAT and the first directory clusters.
         let fat = Fat32::read(esp).unwrap();
         let hot = [

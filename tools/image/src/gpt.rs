@@ -446,13 +446,8 @@ mod tests {
     #[test]
     fn mutated_tables_never_panic() {
         let pristine = disk_with_esp(2 * MIB);
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::TestRng(0x9E37_79B9_7F4A_7C15u64);
+        let mut next = || rng.next();
         for round in 0..4000 {
             let mut disk = pristine[..34 * 512].to_vec();
             for _ in 0..1 + next() % 8 {

@@ -94,38 +94,24 @@ pub fn exit_status(arch: Arch) -> ExitStatus {
 
 /// The machine: q35 with the isa-debug-exit device on x86_64; virt with GICv3 and an
 /// ITS and semihosting on aarch64. TCG (KVM is not usable on the build machines).
-fn machine(arch: Arch) -> &'static [&'static str] {
-    match arch {
-        Arch::X86_64 => &[
+fn machine(arch: Arch) -> Vec<&'static str> {
+    let (binary, machine, exit_device): (_, _, &[&str]) = match arch {
+        Arch::X86_64 => (
             "qemu-system-x86_64",
-            "-M",
             "q35",
-            "-cpu",
-            "max",
-            "-m",
-            "512M",
-            "-smp",
-            "2",
-            "-accel",
-            "tcg",
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=0x04",
-        ],
-        Arch::Aarch64 => &[
+            &["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
+        ),
+        Arch::Aarch64 => (
             "qemu-system-aarch64",
-            "-M",
             "virt,gic-version=3,its=on",
-            "-cpu",
-            "max",
-            "-m",
-            "512M",
-            "-smp",
-            "2",
-            "-accel",
-            "tcg",
-            "-semihosting",
-        ],
-    }
+            &["-semihosting"],
+        ),
+    };
+    let mut argv = vec![
+        binary, "-M", machine, "-cpu", "max", "-m", "512M", "-smp", "2", "-accel", "tcg",
+    ];
+    argv.extend_from_slice(exit_device);
+    argv
 }
 
 /// One boot of a disk image.
@@ -157,7 +143,7 @@ pub fn command(boot: &Boot<'_>) -> Vec<String> {
         drive.push_str(",snapshot=on");
     }
     let fw = firmware(boot.arch);
-    let mut argv: Vec<String> = machine(boot.arch).iter().map(|s| s.to_string()).collect();
+    let mut argv: Vec<String> = machine(boot.arch).into_iter().map(String::from).collect();
     argv.extend([
         "-drive".into(),
         format!("if=pflash,format=raw,readonly=on,file={}", fw.code),
