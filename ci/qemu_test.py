@@ -38,6 +38,10 @@ CPU_EXCEPTION = r"CPU exception:"
 PAGE_FAULT = r"CPU exception: (page fault \(#PF\)|data abort \(same EL\))"
 FATAL_EXCEPTION_PANIC = r"^panic: fatal CPU exception: "
 RESETTING = r"boot: resetting$"
+# Power-off without QEMU's exit devices: ACPI S5 (x86, \_S5 read from the DSDT), PSCI (arm).
+POWER_OFF = r"power: off \(Success\)$"
+S5_FOUND = r"acpi: S5 power-off through PM1a control 0x[0-9a-f]+ \(value 0x2000\)$"
+S5_USED = r"power: off \(Success\) through ACPI S5$"
 # The reset goes through what ACPI described: the FADT reset register (x86), PSCI (arm).
 RESET_METHOD = r"reset: (FADT reset register|PSCI SYSTEM_RESET over Hvc)"
 TEST_PANIC = r"^panic: test=panic on the command line at \S+main\.rs:\d+:\d+"
@@ -58,6 +62,7 @@ IMAGES = {
     "page-fault": ("exit=qemu test=page-fault", "ok"),
     "panic": ("exit=qemu test=panic", "ok"),
     "reset": ("exit=qemu test=reset", "ok"),
+    "power-off": ("test=power-off", "ok"),
     "hello": ("exit=qemu", "hello"),
     "no-kernel": ("exit=qemu", "missing"),
     "garbled-kernel": ("exit=qemu", "garbled"),
@@ -77,6 +82,7 @@ SPCR_TABLES = {
 # are skipped and the HANDOFF pattern is dropped from the others.
 # exit: "success" / "failure" (the kernel's exit device, see ci/qemu.py EXIT_STATUS),
 # "reset" (the guest reset the machine, which -no-reboot turns into exit status 0),
+# "power-off" (the kernel powered off through the firmware: ACPI S5 or PSCI, exit 0),
 # or "kill" (the runner stops QEMU once every expected pattern matched; the exit status
 # is not checked).
 # timeout: seconds for the whole case (firmware to kernel entry alone is ~6-7 s on TCG).
@@ -90,6 +96,15 @@ CASES = [
          exit="failure", timeout=90),
     dict(name="reset", image="reset", expect=[RESETTING, RESET_METHOD], forbid=KERNEL_TROUBLE + [r"^stratus: ready"],
          exit="reset", timeout=90),
+    dict(name="power-off", image="power-off", arches=["x86_64"],
+         expect=[S5_FOUND, READY, POWER_OFF, S5_USED], forbid=KERNEL_TROUBLE + [r"halted"],
+         exit="power-off", timeout=90),
+    dict(name="power-off-pc", image="power-off", arches=["x86_64"], machine="pc",
+         expect=[S5_FOUND, READY, POWER_OFF, S5_USED], forbid=KERNEL_TROUBLE + [r"halted"],
+         exit="power-off", timeout=90),
+    dict(name="power-off", image="power-off", arches=["aarch64"],
+         expect=[READY, POWER_OFF], forbid=KERNEL_TROUBLE + [r"halted"],
+         exit="power-off", timeout=90),
     dict(name="hello-kernel", image="hello",
          expect=[r"hello from {arch}: \d+ usable memory regions", READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=90),
@@ -152,6 +167,7 @@ class Case:
     our_loader: bool = False
     arches: list[str] | None = None     # None: every architecture
     acpi_tables: list[str] = field(default_factory=list)   # names from SPCR_TABLES
+    machine: str | None = None          # QEMU -M value instead of ci/qemu.py's default
 
     @property
     def full_name(self) -> str:
@@ -263,7 +279,7 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
     err_path = LOG_DIR / f"{case.full_name}.qemu-stderr"
     vars_path = qemu.fresh_vars(case.arch, LOG_DIR)
     cmd = qemu.qemu_command(case.arch, image, vars_path, serial="stdio", snapshot=True,
-                            extra=case.extra + acpi_table_args(case))
+                            machine=case.machine, extra=case.extra + acpi_table_args(case))
     # `timeout` is a second line of defence should this runner itself die or hang.
     cmd = ["timeout", "-k", "5", str(int(timeout) + 15), *cmd]
     expect = [re.compile(p, re.M) for p in case.expect]

@@ -113,10 +113,31 @@ pub struct PowerMethods {
     /// x86: the FADT reset register, when it is an I/O port, and the value
     /// to write to it.
     pub acpi_reset_port: Option<(u16, u8)>,
+    /// x86: ACPI soft-off (S5) through the PM1 control registers, when the
+    /// FADT names them in I/O space and the DSDT's `\_S5` could be read.
+    pub acpi_soft_off: Option<AcpiSoftOff>,
     /// The kernel runs under a QEMU test harness (command line `exit=qemu`):
     /// report the exit status through QEMU's exit devices (x86
     /// `isa-debug-exit` at port 0xf4, aarch64 semihosting `SYS_EXIT`).
     pub qemu_exit: bool,
+}
+
+/// Entering the ACPI S5 (soft-off) state by writing the PM1 control
+/// registers (ACPI 6.5, 7.4.2 and 16.1.7). The values are computed by
+/// kernel-core from the DSDT's `\_S5` object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcpiSoftOff {
+    /// The PM1a control register's I/O port.
+    pub pm1a_control: u16,
+    /// The PM1b control register's I/O port, where the FADT has one.
+    pub pm1b_control: Option<u16>,
+    /// `SLP_TYPa | SLP_EN`, written to PM1a.
+    pub pm1a_value: u16,
+    /// `SLP_TYPb | SLP_EN`, written to PM1b.
+    pub pm1b_value: u16,
+    /// The FADT's SMI command port and `ACPI_ENABLE` value: written first
+    /// when `SCI_EN` is clear (the firmware still owns the ACPI hardware).
+    pub acpi_enable: Option<(u16, u8)>,
 }
 
 /// The instruction that reaches PSCI firmware.

@@ -3,9 +3,10 @@
 //! Boots through the platform, logs what was discovered and prints the
 //! `stratus: ready` line. Command-line switches used by the test suite:
 //! `test=page-fault` reads an unmapped address after boot, `test=panic`
-//! panics on purpose, `test=reset` resets the machine, and `exit=qemu`
-//! powers off right after the ready line
-//! (with QEMU's exit devices carrying the status).
+//! panics on purpose, `test=reset` resets the machine, `test=power-off`
+//! powers the machine off after the ready line through the firmware (ACPI S5
+//! on x86, PSCI on aarch64), and `exit=qemu` powers off right after the
+//! ready line (with QEMU's exit devices carrying the status).
 #![no_std]
 #![no_main]
 
@@ -35,6 +36,10 @@ fn main(kernel: Kernel) -> ! {
         }
         Some("panic") => panic!("test=panic on the command line"),
         Some("reset") => kernel.reset(),
+        Some("power-off") => {
+            kernel.print_ready_line();
+            kernel.shutdown(ExitStatus::Success);
+        }
         Some(other) => log::warn!("unknown test '{other}' ignored"),
         None => {}
     }
