@@ -30,7 +30,7 @@ from __future__ import annotations
 # ---------------------------------------------------------------------------------------
 
 READY = (r"^stratus: ready (?=.*\barch={arch}\b)(?=.*\bloader=\S+)"
-         r"(?=.*\bmemory_mib=\d+\b)(?=.*\bboot_ms=\d+\b).*$")
+         r"(?=.*\bcpus=\d+\b)(?=.*\bmemory_mib=\d+\b)(?=.*\bboot_ms=\d+\b).*$")
 HANDOFF = r"^stratus-loader: handoff elapsed_us=\d+"
 PANIC = r"^panic: "
 CPU_EXCEPTION = r"CPU exception:"
@@ -105,6 +105,19 @@ CASES = [
     dict(name="power-off", image="power-off", arches=["aarch64"],
          expect=[READY, POWER_OFF], forbid=KERNEL_TROUBLE + [r"halted"],
          exit="power-off", timeout=90),
+    # Every enabled CPU of the MADT comes online (aarch64: PSCI CPU_ON), also when the
+    # firmware runs at EL2 (virtualization=on: the start-up code drops to EL1).
+    dict(name="smp-1", image="ready", arches=["aarch64"], extra=["-smp", "1"],
+         expect=[r"smp: 1 of 1 CPUs online$", r"^stratus: ready .*\bcpus=1\b"],
+         forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
+    dict(name="smp-4", image="ready", arches=["aarch64"], extra=["-smp", "4"],
+         expect=[r"smp: cpu \d online \(hardware id 0x\d\)$"] * 3
+                + [r"smp: 4 of 4 CPUs online$", r"^stratus: ready .*\bcpus=4\b"],
+         forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
+    dict(name="smp-4-el2", image="ready", arches=["aarch64"], extra=["-smp", "4"],
+         machine="virt,gic-version=3,its=on,virtualization=on",
+         expect=[r"EL1$", r"smp: 4 of 4 CPUs online$", r"^stratus: ready .*\bcpus=4\b"],
+         forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
     dict(name="hello-kernel", image="hello",
          expect=[r"hello from {arch}: \d+ usable memory regions", READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=90),

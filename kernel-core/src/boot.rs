@@ -14,7 +14,7 @@ use crate::fixed_string::FixedString;
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::mmio::DeviceMemory;
 use crate::ready::ReadyLine;
-use crate::{heap, limine_boot, logger, panic, time};
+use crate::{heap, limine_boot, logger, panic, smp, time};
 use stratus_arch::{Arch, ExitStatus, PortIo, PowerMethods};
 
 /// How the platform reaches a console's registers once kernel-core has
@@ -102,6 +102,7 @@ impl Kernel {
             arch: self.arch,
             loader_name: self.boot.loader_name,
             loader_version: self.boot.loader_version,
+            cpus: smp::online_cpus(),
             memory_mib: self.boot.memory_map.ram_bytes() >> 20,
             boot_ms: self.millis_since_entry(),
             console,
@@ -189,6 +190,8 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     let mut cpu: FixedString<96> = FixedString::new();
     let _ = A::describe(&mut cpu);
     log::info!("cpu: {}", cpu.as_str());
+    let online = smp::start_secondaries::<A>(&acpi.cpus, acpi.psci, boot.hhdm_offset, &mut frames);
+    log::info!("smp: {online} of {} CPUs online", acpi.cpus.len().max(1));
 
     Kernel {
         arch: A::NAME,

@@ -22,6 +22,7 @@ pub mod logger;
 pub mod mmio;
 pub mod panic;
 pub mod ready;
+pub mod smp;
 pub mod time;
 
 pub use boot::{Kernel, start};

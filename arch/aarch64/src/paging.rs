@@ -19,7 +19,7 @@ use core::arch::asm;
 use stratus_arch::{DeviceMapping, FrameSource, MapError};
 
 /// Translation tables reached through the direct map.
-struct DirectMappedTables {
+pub(crate) struct DirectMappedTables {
     hhdm_offset: u64,
 }
 
@@ -29,7 +29,7 @@ impl DirectMappedTables {
     /// every frame the caller's `FrameSource` hands out, must be mapped
     /// read/write at `phys + hhdm_offset`, and no Rust reference may cover
     /// them while this value is used.
-    unsafe fn new(hhdm_offset: u64) -> Self {
+    pub(crate) unsafe fn new(hhdm_offset: u64) -> Self {
         Self { hhdm_offset }
     }
 
@@ -61,7 +61,7 @@ static DEVICE_ATTR_INDEX: spin::Once<Option<u8>> = spin::Once::new();
 
 /// Bits \[47:12\] of a TTBR: the level 0 table (the low bit is CnP, the top
 /// 16 bits the ASID).
-fn table_base(ttbr: u64) -> u64 {
+pub(crate) fn table_base(ttbr: u64) -> u64 {
     ttbr & descriptor::OUTPUT_ADDRESS_MASK
 }
 

@@ -15,8 +15,8 @@ mod ports;
 mod power;
 
 use stratus_arch::{
-    Arch, Clock, Cpu, DeviceMapper, DeviceMapping, ExitStatus, FrameSource, MapError, PortIo,
-    Power, PowerMethods,
+    Arch, Clock, Cpu, CpuStart, DeviceMapper, DeviceMapping, ExitStatus, FrameSource, MapError,
+    Multiprocessor, PortIo, Power, PowerMethods, StartError,
 };
 
 /// The x86_64 architecture.
@@ -72,6 +72,24 @@ impl DeviceMapper for X86_64 {
     ) -> Result<(), MapError> {
         paging::map_device(mapping, hhdm_offset, frames)
     }
+}
+
+impl Multiprocessor for X86_64 {
+    fn hardware_id() -> u64 {
+        cpu_info::apic_id()
+    }
+
+    /// INIT-SIPI-SIPI needs the local APIC driver, which comes with the
+    /// interrupt controllers; until then x86 runs on the boot CPU alone.
+    fn start_cpu(
+        _start: &CpuStart,
+        _hhdm_offset: u64,
+        _frames: &mut dyn FrameSource,
+    ) -> Result<(), StartError> {
+        Err(StartError::NoMethod)
+    }
+
+    fn init_secondary_exceptions(_exception_stack_top: u64) {}
 }
 
 impl Power for X86_64 {
