@@ -105,12 +105,13 @@ CASES = [
     dict(name="power-off", image="power-off", arches=["aarch64"],
          expect=[READY, POWER_OFF], forbid=KERNEL_TROUBLE + [r"halted"],
          exit="power-off", timeout=90),
-    # Every enabled CPU of the MADT comes online (aarch64: PSCI CPU_ON), also when the
-    # firmware runs at EL2 (virtualization=on: the start-up code drops to EL1).
-    dict(name="smp-1", image="ready", arches=["aarch64"], extra=["-smp", "1"],
+    # Every enabled CPU of the MADT comes online (aarch64: PSCI CPU_ON, also when the
+    # firmware runs at EL2 and the start-up code drops to EL1; x86: INIT and startup IPIs
+    # through the x2APIC, on q35 and on the i440FX PC).
+    dict(name="smp-1", image="ready", extra=["-smp", "1"],
          expect=[r"smp: 1 of 1 CPUs online$", r"^stratus: ready .*\bcpus=1\b"],
          forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
-    dict(name="smp-4", image="ready", arches=["aarch64"], extra=["-smp", "4"],
+    dict(name="smp-4", image="ready", extra=["-smp", "4"],
          expect=[r"smp: cpu \d online \(hardware id 0x\d\)$"] * 3
                 + [r"smp: 4 of 4 CPUs online$", r"^stratus: ready .*\bcpus=4\b"],
          forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
@@ -118,6 +119,15 @@ CASES = [
          machine="virt,gic-version=3,its=on,virtualization=on",
          expect=[r"EL1$", r"smp: 4 of 4 CPUs online$", r"^stratus: ready .*\bcpus=4\b"],
          forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
+    dict(name="smp-4-pc", image="ready", arches=["x86_64"], extra=["-smp", "4"], machine="pc",
+         expect=[r"smp: 4 of 4 CPUs online$", r"^stratus: ready .*\bcpus=4\b"],
+         forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
+    # Without an x2APIC the other CPUs are named as not started and boot goes on.
+    dict(name="smp-no-x2apic", image="ready", arches=["x86_64"],
+         extra=["-smp", "2", "-cpu", "max,-x2apic"],
+         expect=[r"smp: cpu 1 \(hardware id 0x1\) not started: no method to start CPUs$",
+                 r"smp: 1 of 2 CPUs online$", r"^stratus: ready .*\bcpus=1\b"],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90),
     dict(name="hello-kernel", image="hello",
          expect=[r"hello from {arch}: \d+ usable memory regions", READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=90),

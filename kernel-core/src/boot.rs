@@ -190,7 +190,13 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     let mut cpu: FixedString<96> = FixedString::new();
     let _ = A::describe(&mut cpu);
     log::info!("cpu: {}", cpu.as_str());
-    let online = smp::start_secondaries::<A>(&acpi.cpus, acpi.psci, boot.hhdm_offset, &mut frames);
+    let online = smp::start_secondaries::<A>(
+        &acpi.cpus,
+        acpi.psci,
+        &boot.memory_map,
+        boot.hhdm_offset,
+        &mut frames,
+    );
     log::info!("smp: {online} of {} CPUs online", acpi.cpus.len().max(1));
 
     Kernel {

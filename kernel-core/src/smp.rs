@@ -10,12 +10,13 @@
 //! CPU that fails to start or does not arrive is named and the others carry
 //! on.
 
+use crate::boot_info::{MemoryKind, MemoryMap};
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::mmio::ZeroedFrames;
 use crate::time;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use stratus_arch::{Arch, CpuStart, PsciConduit};
+use stratus_arch::{Arch, CpuStart, PsciConduit, STARTUP_LOW_MEMORY_BYTES};
 
 /// Kernel stack of a secondary CPU.
 pub const STACK_BYTES: u64 = 64 * 1024;
@@ -58,15 +59,49 @@ pub enum StartOutcome {
     NoMemory,
 }
 
+/// The top [`STARTUP_LOW_MEMORY_BYTES`] of the highest usable RAM below
+/// 1 MiB (never page 0), for x86's real-mode start-up routine. The frame
+/// allocator never hands out memory below 1 MiB, so it stays free.
+pub fn startup_low_memory(map: &MemoryMap) -> Option<u64> {
+    const ONE_MIB: u64 = 0x10_0000;
+    map.regions()
+        .iter()
+        .filter(|r| r.kind == MemoryKind::Usable)
+        .filter_map(|r| {
+            let start = r.base.max(FRAME_SIZE).next_multiple_of(FRAME_SIZE);
+            let end = r.base.saturating_add(r.len).min(ONE_MIB) & !(FRAME_SIZE - 1);
+            (end >= start.saturating_add(STARTUP_LOW_MEMORY_BYTES))
+                .then(|| end - STARTUP_LOW_MEMORY_BYTES)
+        })
+        .max()
+}
+
+/// Busy-waits about `micros` microseconds on the counter (a fixed spin count
+/// per microsecond while its frequency is unknown).
+fn delay_us<A: Arch>(micros: u64) {
+    match time::ticks_per_second() {
+        Some(hz) => {
+            let start = A::ticks();
+            let ticks = hz.saturating_mul(micros) / 1_000_000;
+            while A::ticks().wrapping_sub(start) < ticks {
+                core::hint::spin_loop();
+            }
+        }
+        None => (0..micros.saturating_mul(1000)).for_each(|_| core::hint::spin_loop()),
+    }
+}
+
 /// Starts every CPU of `hardware_ids` except the executing one; returns the
 /// number of CPUs online afterwards (the boot CPU included).
 pub fn start_secondaries<A: Arch>(
     hardware_ids: &[u64],
     psci: Option<PsciConduit>,
+    memory_map: &MemoryMap,
     hhdm_offset: u64,
     frames: &mut FrameAllocator,
 ) -> usize {
     let me = A::hardware_id();
+    let low_memory = startup_low_memory(memory_map);
     if !hardware_ids.contains(&me) {
         log::warn!("boot CPU (hardware id {me:#x}) is not among the firmware's CPUs");
     }
@@ -74,7 +109,13 @@ pub fn start_secondaries<A: Arch>(
         if hardware_id == me {
             continue;
         }
-        match start_one::<A>(index, hardware_id, psci, hhdm_offset, frames) {
+        let target = Target {
+            index,
+            hardware_id,
+            psci,
+            low_memory,
+        };
+        match start_one::<A>(&target, hhdm_offset, frames) {
             StartOutcome::Online => {}
             StartOutcome::Refused(e) => {
                 log::warn!("cpu {index} (hardware id {hardware_id:#x}) not started: {e}")
@@ -92,10 +133,16 @@ pub fn start_secondaries<A: Arch>(
     online_cpus()
 }
 
-fn start_one<A: Arch>(
+/// One CPU to start and what its start needs.
+struct Target {
     index: usize,
     hardware_id: u64,
     psci: Option<PsciConduit>,
+    low_memory: Option<u64>,
+}
+
+fn start_one<A: Arch>(
+    target: &Target,
     hhdm_offset: u64,
     frames: &mut FrameAllocator,
 ) -> StartOutcome {
@@ -107,16 +154,18 @@ fn start_one<A: Arch>(
     let stack_top = exception_stack_top + STACK_BYTES;
     // Leaked on purpose: the CPU reads it for as long as it runs.
     let arrival: &'static Arrival = Box::leak(Box::new(Arrival {
-        index,
+        index: target.index,
         exception_stack_top,
         arrived: AtomicBool::new(false),
     }));
     let start = CpuStart {
-        hardware_id,
+        hardware_id: target.hardware_id,
         stack_top,
         entry: secondary_entry::<A>,
         arg: core::ptr::from_ref(arrival) as u64,
-        psci,
+        psci: target.psci,
+        low_memory: target.low_memory,
+        delay_us: delay_us::<A>,
     };
     let mut zeroed = ZeroedFrames::new(frames, hhdm_offset);
     if let Err(e) = A::start_cpu(&start, hhdm_offset, &mut zeroed) {
@@ -166,5 +215,46 @@ extern "C" fn secondary_entry<A: Arch>(arg: u64) -> ! {
     arrival.arrived.store(true, Ordering::Release);
     loop {
         A::wait_for_interrupt();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot_info::MemoryRegion;
+
+    fn map(regions: &[(u64, u64, MemoryKind)]) -> MemoryMap {
+        let mut map = MemoryMap::new();
+        for &(base, len, kind) in regions {
+            map.push(MemoryRegion { base, len, kind });
+        }
+        map
+    }
+
+    #[test]
+    fn startup_memory_is_the_top_of_usable_memory_below_1_mib() {
+        let m = map(&[
+            (0, 0x9f000, MemoryKind::Usable),
+            (0x100000, 0x1000_0000, MemoryKind::Usable),
+        ]);
+        assert_eq!(startup_low_memory(&m), Some(0x9f000 - 0x4000));
+    }
+
+    #[test]
+    fn startup_memory_needs_four_aligned_pages_and_never_page_zero() {
+        // Three pages only, and page 0 excluded.
+        let m = map(&[(0, 0x4000, MemoryKind::Usable)]);
+        assert_eq!(startup_low_memory(&m), None);
+        // Unaligned ends are trimmed: 0x1800..0x5800 holds three whole pages.
+        let m = map(&[(0x1800, 0x4000, MemoryKind::Usable)]);
+        assert_eq!(startup_low_memory(&m), None);
+        let m = map(&[(0x1800, 0x5800, MemoryKind::Usable)]);
+        assert_eq!(startup_low_memory(&m), Some(0x3000));
+        // Not usable, or above 1 MiB: nothing.
+        let m = map(&[
+            (0x8000, 0x10000, MemoryKind::Reserved),
+            (0x100000, 0x10000, MemoryKind::Usable),
+        ]);
+        assert_eq!(startup_low_memory(&m), None);
     }
 }

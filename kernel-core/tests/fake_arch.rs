@@ -232,6 +232,7 @@ fn secondary_cpus_start_and_failures_do_not_stop_the_rest() {
     let online = kernel_core::smp::start_secondaries::<FakeArch>(
         &[0, 1, 2, 3],
         None,
+        &map,
         0xffff_8000_0000_0000,
         &mut frames,
     );

@@ -114,7 +114,18 @@ pub struct CpuStart {
     pub arg: u64,
     /// aarch64: the PSCI conduit (`CPU_ON`), from the FADT.
     pub psci: Option<PsciConduit>,
+    /// x86: [`STARTUP_LOW_MEMORY_BYTES`] of usable RAM below 1 MiB, 4 KiB
+    /// aligned, for the real-mode start-up routine (a startup IPI names its
+    /// page). `None` where the memory map has none.
+    pub low_memory: Option<u64>,
+    /// Busy-waits about this many microseconds (the INIT / startup IPI
+    /// protocol has waits between its steps).
+    pub delay_us: fn(u64),
 }
+
+/// Low memory [`CpuStart::low_memory`] must provide on x86: the start-up
+/// routine's page and three pages of temporary page tables.
+pub const STARTUP_LOW_MEMORY_BYTES: u64 = 4 * 4096;
 
 /// Why a secondary CPU could not be started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

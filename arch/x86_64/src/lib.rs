@@ -6,6 +6,8 @@
 //! power-off through QEMU's debug-exit device when under the test harness.
 #![no_std]
 
+extern crate alloc;
+
 mod clock;
 mod cpu_info;
 mod exceptions;
@@ -13,6 +15,7 @@ mod gdt;
 mod paging;
 mod ports;
 mod power;
+mod smp;
 
 use stratus_arch::{
     Arch, Clock, Cpu, CpuStart, DeviceMapper, DeviceMapping, ExitStatus, FrameSource, MapError,
@@ -79,17 +82,18 @@ impl Multiprocessor for X86_64 {
         cpu_info::apic_id()
     }
 
-    /// INIT-SIPI-SIPI needs the local APIC driver, which comes with the
-    /// interrupt controllers; until then x86 runs on the boot CPU alone.
     fn start_cpu(
-        _start: &CpuStart,
-        _hhdm_offset: u64,
+        start: &CpuStart,
+        hhdm_offset: u64,
         _frames: &mut dyn FrameSource,
     ) -> Result<(), StartError> {
-        Err(StartError::NoMethod)
+        smp::start_cpu(start, hhdm_offset)
     }
 
-    fn init_secondary_exceptions(_exception_stack_top: u64) {}
+    fn init_secondary_exceptions(exception_stack_top: u64) {
+        gdt::init_secondary(exception_stack_top);
+        exceptions::init();
+    }
 }
 
 impl Power for X86_64 {
