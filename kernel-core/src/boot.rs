@@ -14,6 +14,7 @@ use crate::fixed_string::FixedString;
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::mmio::DeviceMemory;
 use crate::ready::ReadyLine;
+use crate::stacks::KernelStacks;
 use crate::{heap, limine_boot, logger, panic, smp, time};
 use stratus_arch::{Arch, ExitStatus, PortIo, PowerMethods};
 
@@ -71,6 +72,8 @@ pub struct Kernel {
     pub frames: FrameAllocator,
     /// Device register window.
     pub device_memory: DeviceMemory,
+    /// Kernel stacks with guard pages.
+    pub stacks: KernelStacks,
     /// What ACPI said.
     pub acpi: AcpiSummary,
     /// The console in use.
@@ -190,12 +193,14 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     let mut cpu: FixedString<96> = FixedString::new();
     let _ = A::describe(&mut cpu);
     log::info!("cpu: {}", cpu.as_str());
+    let mut stacks = KernelStacks::new(boot.hhdm_offset);
     let online = smp::start_secondaries::<A>(
         &acpi.cpus,
         acpi.psci,
         &boot.memory_map,
         boot.hhdm_offset,
         &mut frames,
+        &mut stacks,
     );
     log::info!("smp: {online} of {} CPUs online", acpi.cpus.len().max(1));
 
@@ -204,6 +209,7 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         boot,
         frames,
         device_memory,
+        stacks,
         acpi,
         console,
         ticks: A::ticks,

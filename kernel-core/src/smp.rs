@@ -5,7 +5,7 @@
 //! then runs under the built-in loader and under genuine Limine, and later
 //! serves CPU hot-plug. For each enabled CPU that the firmware tables list,
 //! other than the boot CPU, kernel-core allocates a kernel stack and an
-//! exception stack, asks the architecture to start the CPU at
+//! exception stack (each with a guard page, see [`crate::stacks`]), asks the architecture to start the CPU at
 //! [`secondary_entry`], and waits a bounded time for the CPU to check in. A
 //! CPU that fails to start or does not arrive is named and the others carry
 //! on.
@@ -13,6 +13,7 @@
 use crate::boot_info::{MemoryKind, MemoryMap};
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::mmio::ZeroedFrames;
+use crate::stacks::KernelStacks;
 use crate::time;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -55,7 +56,7 @@ pub enum StartOutcome {
     Refused(stratus_arch::StartError),
     /// Started, but it did not check in within [`ARRIVAL_TIMEOUT_MS`].
     NoArrival,
-    /// No memory for its stacks.
+    /// No memory (or window space) for its stacks.
     NoMemory,
 }
 
@@ -99,6 +100,7 @@ pub fn start_secondaries<A: Arch>(
     memory_map: &MemoryMap,
     hhdm_offset: u64,
     frames: &mut FrameAllocator,
+    stacks: &mut KernelStacks,
 ) -> usize {
     let me = A::hardware_id();
     let low_memory = startup_low_memory(memory_map);
@@ -115,7 +117,7 @@ pub fn start_secondaries<A: Arch>(
             psci,
             low_memory,
         };
-        match start_one::<A>(&target, hhdm_offset, frames) {
+        match start_one::<A>(&target, hhdm_offset, frames, stacks) {
             StartOutcome::Online => {}
             StartOutcome::Refused(e) => {
                 log::warn!("cpu {index} (hardware id {hardware_id:#x}) not started: {e}")
@@ -145,13 +147,16 @@ fn start_one<A: Arch>(
     target: &Target,
     hhdm_offset: u64,
     frames: &mut FrameAllocator,
+    stacks: &mut KernelStacks,
 ) -> StartOutcome {
-    let stack_frames = (STACK_BYTES + EXCEPTION_STACK_BYTES) / FRAME_SIZE;
-    let Some(stacks) = frames.allocate_contiguous(stack_frames) else {
+    let (Ok(exception_stack), Ok(stack)) = (
+        stacks.allocate::<A>(EXCEPTION_STACK_BYTES, frames),
+        stacks.allocate::<A>(STACK_BYTES, frames),
+    ) else {
         return StartOutcome::NoMemory;
     };
-    let exception_stack_top = stacks + hhdm_offset + EXCEPTION_STACK_BYTES;
-    let stack_top = exception_stack_top + STACK_BYTES;
+    let exception_stack_top = exception_stack.top;
+    let stack_top = stack.top;
     // Leaked on purpose: the CPU reads it for as long as it runs.
     let arrival: &'static Arrival = Box::leak(Box::new(Arrival {
         index: target.index,

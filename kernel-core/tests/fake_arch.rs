@@ -61,11 +61,25 @@ impl DeviceMapper for FakeArch {
         hhdm: u64,
         _frames: &mut dyn FrameSource,
     ) -> Result<(), MapError> {
+        FakeArch::record_mapping("map_device", m, hhdm);
+        Ok(())
+    }
+    fn map_memory(
+        m: DeviceMapping,
+        hhdm: u64,
+        _frames: &mut dyn FrameSource,
+    ) -> Result<(), MapError> {
+        FakeArch::record_mapping("map_memory", m, hhdm);
+        Ok(())
+    }
+}
+
+impl FakeArch {
+    fn record_mapping(what: &str, m: DeviceMapping, hhdm: u64) {
         record(format!(
-            "map_device phys={:#x} virt={:#x} len={:#x} hhdm={hhdm:#x}",
+            "{what} phys={:#x} virt={:#x} len={:#x} hhdm={hhdm:#x}",
             m.phys, m.virt, m.len
         ));
-        Ok(())
     }
 }
 
@@ -229,12 +243,15 @@ fn secondary_cpus_start_and_failures_do_not_stop_the_rest() {
     // One million fake ticks per second: the one-second arrival bound is a
     // million counter reads.
     kernel_core::time::set_clock(1_000_000, 0);
+    let hhdm = 0xffff_8000_0000_0000;
+    let mut stacks = kernel_core::stacks::KernelStacks::new(hhdm);
     let online = kernel_core::smp::start_secondaries::<FakeArch>(
         &[0, 1, 2, 3],
         None,
         &map,
-        0xffff_8000_0000_0000,
+        hhdm,
         &mut frames,
+        &mut stacks,
     );
     assert_eq!(online, 2);
     let calls = CALLS.lock().unwrap().clone();
@@ -244,13 +261,29 @@ fn secondary_cpus_start_and_failures_do_not_stop_the_rest() {
         .collect();
     assert_eq!(starts.len(), 3, "{calls:?}");
     assert!(starts[0].starts_with("start_cpu 0x1 "), "{calls:?}");
-    // 16 KiB exception stack then 64 KiB kernel stack, in the direct map.
+    // In the stack window (hhdm + 65 TiB): guard page, 16 KiB exception
+    // stack, guard page, 64 KiB kernel stack.
+    let window = hhdm + kernel_core::stacks::WINDOW_OFFSET_FROM_HHDM;
     assert!(
-        starts[0].ends_with("stack_top=0xffff800001014000 hhdm=0xffff800000000000"),
+        calls.contains(&format!(
+            "map_memory phys=0x1000000 virt={:#x} len=0x4000 hhdm={hhdm:#x}",
+            window + 0x1000
+        )),
         "{calls:?}"
     );
     assert!(
-        calls.contains(&"init_secondary_exceptions 0xffff800001004000".to_string()),
+        calls.contains(&format!(
+            "map_memory phys=0x1004000 virt={:#x} len=0x10000 hhdm={hhdm:#x}",
+            window + 0x6000
+        )),
+        "{calls:?}"
+    );
+    assert!(
+        starts[0].ends_with(&format!("stack_top={:#x} hhdm={hhdm:#x}", window + 0x16000)),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&format!("init_secondary_exceptions {:#x}", window + 0x5000)),
         "{calls:?}"
     );
 }

@@ -96,6 +96,14 @@ mod arch_impl {
         ) -> Result<(), MapError> {
             paging::map_device(mapping, hhdm_offset, frames)
         }
+
+        fn map_memory(
+            mapping: DeviceMapping,
+            hhdm_offset: u64,
+            frames: &mut dyn FrameSource,
+        ) -> Result<(), MapError> {
+            paging::map_memory(mapping, hhdm_offset, frames)
+        }
     }
 
     impl Multiprocessor for Aarch64 {

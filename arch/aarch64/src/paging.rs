@@ -153,3 +153,30 @@ pub fn map_device(
     publish(&mapping);
     result
 }
+
+/// Maps RAM `mapping` as normal memory with the attributes the kernel's own
+/// data has (found by translating one of its statics), EL1 read/write,
+/// never executable.
+pub fn map_memory(
+    mapping: DeviceMapping,
+    hhdm_offset: u64,
+    frames: &mut dyn FrameSource,
+) -> Result<(), MapError> {
+    table_walk::validate(&mapping)?;
+    let tcr = TCR_EL1.get();
+    if let Err(problem) = descriptor::check_kernel_translation(tcr) {
+        log::error!("cannot map memory: {problem}");
+        return Err(MapError::UnsupportedTranslation);
+    }
+    // SAFETY: as in `map_device`.
+    let mut tables = unsafe { DirectMappedTables::new(hhdm_offset) };
+    let root = table_base(TTBR1_EL1.get());
+    let data =
+        crate::secondary_tables::translate(&tables, root, (&raw const DEVICE_ATTR_INDEX) as u64)
+            .ok_or(MapError::UnsupportedTranslation)?;
+    let result = table_walk::map_pages(&mut tables, frames, root, &mapping, |phys| {
+        descriptor::memory_page_descriptor(phys, data.leaf)
+    });
+    publish(&mapping);
+    result
+}

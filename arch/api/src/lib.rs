@@ -93,6 +93,16 @@ pub trait DeviceMapper {
         hhdm_offset: u64,
         frames: &mut dyn FrameSource,
     ) -> Result<(), MapError>;
+
+    /// Maps `mapping.len` bytes of RAM at physical `mapping.phys` to virtual
+    /// `mapping.virt` as normal write-back memory, read/write for the kernel,
+    /// never executable: for kernel stacks with guard pages around them,
+    /// which the direct map (one contiguous range) cannot provide.
+    fn map_memory(
+        mapping: DeviceMapping,
+        hhdm_offset: u64,
+        frames: &mut dyn FrameSource,
+    ) -> Result<(), MapError>;
 }
 
 /// What a secondary CPU runs once it is in the kernel's address space:

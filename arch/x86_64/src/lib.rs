@@ -75,6 +75,14 @@ impl DeviceMapper for X86_64 {
     ) -> Result<(), MapError> {
         paging::map_device(mapping, hhdm_offset, frames)
     }
+
+    fn map_memory(
+        mapping: DeviceMapping,
+        hhdm_offset: u64,
+        frames: &mut dyn FrameSource,
+    ) -> Result<(), MapError> {
+        paging::map_memory(mapping, hhdm_offset, frames)
+    }
 }
 
 impl Multiprocessor for X86_64 {
