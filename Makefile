@@ -8,6 +8,7 @@
 #   make cloud-commands          print the upload/launch commands for them (runs nothing)
 #   make test                    setup, fmt, clippy, host tests, image checks, QEMU tests (both arches)
 #   make bench                   boot times and sizes
+#   make fuzz                    long seeded run of every parser's fuzz target (FUZZ_ITERATIONS)
 #   make clean
 #
 # Variables: ARCH (x86_64 | aarch64), CMDLINE (kernel command line in the image, default
@@ -62,10 +63,10 @@ sayi = if [ -t 1 ]; then printf '\033[1m==> %s\033[0m\n' "$(1)"; else printf '==
 say = @$(call sayi,$(1))
 
 .PHONY: help setup kernels loader tool image check-image cloud-images cloud-commands run debug \
-        fmt clippy check host-test qemu-test test bench clean
+        fmt clippy check host-test qemu-test test bench fuzz clean
 
 help:
-	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,16p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	@ci/setup.sh
@@ -169,6 +170,13 @@ test: setup
 bench: image
 	$(call say,bench)
 	@CARGO_TARGET_DIR="$(TARGET_DIR)" STRATUS_IMAGE="$(IMAGE)" $(PYTHON) ci/bench.py
+
+# Every parser that takes outside input has a `fuzz_*` test (ci/fuzz): `make test` runs a
+# short seeded pass of each; this runs a long one, optimised.
+FUZZ_ITERATIONS ?= 300000
+fuzz: setup
+	$(call say,fuzz: $(FUZZ_ITERATIONS) inputs per target (STRATUS_FUZZ_SEED=$${STRATUS_FUZZ_SEED:-0}))
+	@STRATUS_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) cargo test $(CARGO_Q) --release fuzz_ -- --nocapture
 
 clean:
 	$(call say,clean)

@@ -81,26 +81,30 @@ def build_image(out: str | Path, cmdline: str = "", kernels: dict[str, str] | No
     return subprocess.run(args, capture_output=True, text=True, timeout=120)
 
 
-def machine(arch: str, image: str | Path, vars_path: str | Path, *, serial: str = "stdio",
-            snapshot: bool = False, fmt: str = "raw") -> dict:
-    """`stratus-image machine`: {"argv": [...], "firmware_vars": ..., "exit_status": {...}}."""
+def machine_info(arch: str, image: str | Path, vars_path: str | Path, *, serial: str = "stdio",
+                 snapshot: bool = False, fmt: str = "raw", machine: str | None = None) -> dict:
+    """`stratus-image machine`: {"argv": [...], "firmware_vars": ..., "exit_status": {...}}.
+    `machine` replaces the -M value (for instance "pc" for the i440FX PC without MCFG)."""
     if arch not in ARCHES:
         raise ValueError(f"unknown arch {arch!r} (expected one of {', '.join(ARCHES)})")
     args = [str(image_tool()), "machine", "--arch", arch, "--image", str(image),
             "--vars", str(vars_path), "--serial", serial, "--format", fmt]
     if snapshot:
         args.append("--snapshot")
+    if machine:
+        args += ["--machine", machine]
     return json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
 
 
 @functools.cache
 def _machine_facts(arch: str) -> dict:
-    return machine(arch, "IMAGE", "VARS")
+    return machine_info(arch, "IMAGE", "VARS")
 
 
 def exit_status(arch: str) -> dict[str, int]:
-    """QEMU's exit status for "success" / "failure" (the kernel's exit device) and
-    "reset" (-no-reboot turns a guest reset into exit 0)."""
+    """QEMU's exit status for "success" / "failure" (the kernel's exit device),
+    "reset" (-no-reboot turns a guest reset into exit 0) and "power-off" (the kernel
+    powered off through the firmware: ACPI S5, PSCI SYSTEM_OFF)."""
     return _machine_facts(arch)["exit_status"]
 
 
@@ -114,15 +118,18 @@ def fresh_vars(arch: str, directory: str | Path | None = None) -> Path:
 
 def qemu_command(arch: str, image: str | Path, vars_path: str | Path, *,
                  serial: str = "stdio", snapshot: bool = False, fmt: str = "raw",
+                 machine: str | None = None,
                  extra: list[str] | tuple[str, ...] = ()) -> list[str]:
     """The full QEMU command line for `arch` booting `image` (stored as `fmt`: raw, vpc,
     vmdk) from a virtio-blk disk.
 
     snapshot=True keeps the image untouched (writes go to a temporary overlay) and lets
-    several QEMUs share one image file at the same time.
+    several QEMUs share one image file at the same time. `machine` replaces the -M value
+    (for instance "pc" for the i440FX PC without MCFG).
     """
-    return [*machine(arch, image, vars_path, serial=serial, snapshot=snapshot, fmt=fmt)["argv"],
-            *extra]
+    info = machine_info(arch, image, vars_path, serial=serial, snapshot=snapshot, fmt=fmt,
+                        machine=machine)
+    return [*info["argv"], *extra]
 
 
 def elf_entry(path: Path) -> int | None:

@@ -439,35 +439,6 @@ mod tests {
         assert!(grow(&mut disk[..34 * 512], 1000).is_err());
     }
 
-    /// Stable-Rust stand-in for a fuzz target: thousands of seeded mutations of a valid
-    /// GPT (bytes flipped in the MBR, header and array, with the CRCs fixed up half of
-    /// the time so the field checks are reached) must give a result or an error, never
-    /// a panic.
-    #[test]
-    fn mutated_tables_never_panic() {
-        let pristine = disk_with_esp(2 * MIB);
-        let mut rng = crate::TestRng(0x9E37_79B9_7F4A_7C15u64);
-        let mut next = || rng.next();
-        for round in 0..4000 {
-            let mut disk = pristine[..34 * 512].to_vec();
-            for _ in 0..1 + next() % 8 {
-                let at = (next() % disk.len() as u64) as usize;
-                disk[at] = next() as u8;
-            }
-            if round % 2 == 0 {
-                let array_crc = crc32fast::hash(&disk[1024..1024 + 16384]);
-                disk[512 + 88..512 + 92].copy_from_slice(&array_crc.to_le_bytes());
-                disk[512 + 16..512 + 20].fill(0);
-                let size = (le32(&disk, 512 + 12) as usize).min(512);
-                let crc = crc32fast::hash(&disk[512..512 + size]);
-                disk[512 + 16..512 + 20].copy_from_slice(&crc.to_le_bytes());
-            }
-            let _ = read_primary(&disk);
-            let _ = grow(&mut disk, next() % (1 << 24));
-        }
-        assert!(grow(&mut [0u8; 512], 4096).is_err());
-    }
-
     #[test]
     fn partition_outside_usable_area_is_refused() {
         let mut disk = vec![0u8; 4 * MIB];

@@ -86,18 +86,3 @@ impl fmt::Display for ImageError {
 }
 
 impl std::error::Error for ImageError {}
-
-/// A seeded xorshift generator for the mutation tests (stable stand-ins for fuzzing).
-#[cfg(test)]
-pub(crate) struct TestRng(pub u64);
-
-#[cfg(test)]
-impl TestRng {
-    /// The next pseudo-random number.
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}

@@ -34,6 +34,7 @@ usage: stratus-image COMMAND ...
         the kernel (target/<arch>-unknown-uefi/release/stratus-loader.efi).
         Usable as a cargo runner. Exit status 0 when the kernel reports success.
   machine --arch A --image I --vars V [--format raw|vpc|vmdk] [--snapshot] [--serial S]
+          [--machine TYPE]
         The QEMU command for booting I, as JSON (ci/qemu.py uses it), with the
         firmware variable template and the exit statuses.
 ";
@@ -310,7 +311,7 @@ fn arch_option(a: &Args) -> Result<Option<Arch>, CliError> {
 fn cmd_machine(args: &[OsString]) -> CliResult {
     let a = parse(
         args,
-        &["arch", "image", "vars", "format", "serial"],
+        &["arch", "image", "vars", "format", "serial", "machine"],
         &["snapshot"],
     )?;
     a.positionals(0, "no positional arguments")?;
@@ -328,6 +329,7 @@ fn cmd_machine(args: &[OsString]) -> CliResult {
     };
     let (image, vars) = (required("image")?, required("vars")?);
     let serial = a.text("serial")?.unwrap_or_else(|| "stdio".into());
+    let machine_type = a.text("machine")?;
     let boot = Boot {
         arch,
         image: &image,
@@ -335,6 +337,7 @@ fn cmd_machine(args: &[OsString]) -> CliResult {
         vars: &vars,
         serial: &serial,
         snapshot: a.flag("snapshot"),
+        machine_type: machine_type.as_deref(),
     };
     let argv: Vec<String> = qemu::command(&boot)
         .iter()
@@ -342,12 +345,13 @@ fn cmd_machine(args: &[OsString]) -> CliResult {
         .collect();
     let exit = qemu::exit_status(arch);
     println!(
-        "{{\"argv\": [{}], \"firmware_vars\": {}, \"exit_status\": {{\"success\": {}, \"failure\": {}, \"reset\": {}}}}}",
+        "{{\"argv\": [{}], \"firmware_vars\": {}, \"exit_status\": {{\"success\": {}, \"failure\": {}, \"reset\": {}, \"power-off\": {}}}}}",
         argv.join(", "),
         json_string(qemu::firmware(arch).vars),
         exit.success,
         exit.failure,
-        exit.reset
+        exit.reset,
+        exit.power_off
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -460,6 +464,7 @@ fn cmd_run(args: &[OsString]) -> CliResult {
                 vars: &vars_path,
                 serial: "stdio",
                 snapshot: false,
+                machine_type: None,
             };
             let argv = qemu::command(&boot);
             eprintln!(

@@ -51,7 +51,8 @@ impl DiskFormat {
 
 /// The exit statuses QEMU ends with when the kernel reports success or failure through
 /// the exit device (x86 `isa-debug-exit`: value v gives (v << 1) | 1; aarch64
-/// semihosting SYS_EXIT) and when the guest resets (`-no-reboot` makes that an exit 0).
+/// semihosting SYS_EXIT), when the guest resets (`-no-reboot` makes that an exit 0) and
+/// when it powers off through the firmware (ACPI S5, PSCI SYSTEM_OFF).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExitStatus {
     /// The kernel reported success.
@@ -60,6 +61,8 @@ pub struct ExitStatus {
     pub failure: i32,
     /// The guest reset the machine.
     pub reset: i32,
+    /// The guest powered the machine off.
+    pub power_off: i32,
 }
 
 /// UEFI firmware for `arch` (Debian's ovmf and qemu-efi-aarch64 packages).
@@ -83,19 +86,22 @@ pub fn exit_status(arch: Arch) -> ExitStatus {
             success: 33,
             failure: 35,
             reset: 0,
+            power_off: 0,
         },
         Arch::Aarch64 => ExitStatus {
             success: 0,
             failure: 1,
             reset: 0,
+            power_off: 0,
         },
     }
 }
 
 /// The machine: q35 with the isa-debug-exit device on x86_64; virt with GICv3 and an
 /// ITS and semihosting on aarch64. TCG (KVM is not usable on the build machines).
-fn machine(arch: Arch) -> Vec<&'static str> {
-    let (binary, machine, exit_device): (_, _, &[&str]) = match arch {
+/// `machine_type` replaces the `-M` value (e.g. `pc`, the i440FX PC without MCFG).
+fn machine(arch: Arch, machine_type: Option<&str>) -> Vec<&str> {
+    let (binary, default_type, exit_device): (_, _, &[&str]) = match arch {
         Arch::X86_64 => (
             "qemu-system-x86_64",
             "q35",
@@ -107,6 +113,7 @@ fn machine(arch: Arch) -> Vec<&'static str> {
             &["-semihosting"],
         ),
     };
+    let machine = machine_type.unwrap_or(default_type);
     let mut argv = vec![
         binary, "-M", machine, "-cpu", "max", "-m", "512M", "-smp", "2", "-accel", "tcg",
     ];
@@ -130,6 +137,8 @@ pub struct Boot<'a> {
     /// Keep the image untouched (writes go to a temporary overlay); also lets several
     /// QEMUs share one file. Always on for VMDK (stream-optimized is read-only).
     pub snapshot: bool,
+    /// Another machine type than the default (`-M` value), for variants such as `pc`.
+    pub machine_type: Option<&'a str>,
 }
 
 /// The full QEMU command line for `boot`.
@@ -143,7 +152,10 @@ pub fn command(boot: &Boot<'_>) -> Vec<String> {
         drive.push_str(",snapshot=on");
     }
     let fw = firmware(boot.arch);
-    let mut argv: Vec<String> = machine(boot.arch).into_iter().map(String::from).collect();
+    let mut argv: Vec<String> = machine(boot.arch, boot.machine_type)
+        .into_iter()
+        .map(String::from)
+        .collect();
     argv.extend([
         "-drive".into(),
         format!("if=pflash,format=raw,readonly=on,file={}", fw.code),
@@ -182,6 +194,7 @@ mod tests {
             vars: Path::new("/tmp/vars.fd"),
             serial: "stdio",
             snapshot: false,
+            machine_type: None,
         };
         let argv = command(&boot);
         assert_eq!(argv[0], "qemu-system-aarch64");
@@ -205,9 +218,11 @@ mod tests {
             vars: Path::new("v.fd"),
             serial: "stdio",
             snapshot: false,
+            machine_type: Some("pc"),
         };
         let argv = command(&boot);
         assert!(argv.contains(&"if=none,id=boot,format=raw,file=x.img".to_string()));
+        assert_eq!(argv[1..3], ["-M", "pc"]);
         assert!(argv.contains(&"isa-debug-exit,iobase=0xf4,iosize=0x04".to_string()));
     }
 }
