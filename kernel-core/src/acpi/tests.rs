@@ -2,7 +2,8 @@
 //! parses real table bytes, reached through a direct map with offset 0.
 
 use super::*;
-use crate::console::{UartKind, UartRegisters};
+use crate::console::{SpcrError, UartKind, UartRegisters};
+use stratus_arch::PsciConduit;
 extern crate std;
 use std::vec::Vec;
 
@@ -88,19 +89,27 @@ fn install(tables: &[Vec<u8>]) -> u64 {
     address
 }
 
-fn discover_fixture(tables: &[Vec<u8>]) -> Result<AcpiSummary, AcpiUnavailable> {
+/// All of the host's address space, as one region: host tests reach their
+/// leaked tables through a direct map with offset 0.
+const HOST_MEMORY: [MemoryRegion; 1] = [MemoryRegion {
+    base: 1,
+    len: u64::MAX - 1,
+    kind: MemoryKind::Reserved,
+}];
+
+fn discover_fixture(tables: &[Vec<u8>]) -> Result<AcpiPlatform, AcpiUnavailable> {
     let rsdp = install(tables);
     // SAFETY: `rsdp` points at a complete table set in this process's memory,
     // reachable with a direct-map offset of 0, and leaked so it stays valid.
-    unsafe { discover(rsdp, 0) }
+    unsafe { discover(rsdp, 0, &HOST_MEMORY) }
 }
 
 #[test]
 fn qemu_virt_pl011_and_psci_over_hvc() {
     let summary = discover_fixture(&[fadt(0b11, 0), spcr(3, 0, 32, 3, 0x0900_0000, 3)]).unwrap();
-    assert_eq!(summary.table_count, 2);
-    assert_eq!(summary.psci, Some(PsciConduit::Hvc));
-    assert_eq!(summary.pm_timer, None);
+    assert_eq!(summary.tables.len(), 2);
+    assert_eq!(summary.psci(), Some(PsciConduit::Hvc));
+    assert_eq!(summary.pm_timer(), None);
     let SpcrOutcome::Console(console) = summary.spcr else {
         panic!("no console: {:?}", summary.spcr)
     };
@@ -118,7 +127,7 @@ fn qemu_virt_pl011_and_psci_over_hvc() {
 #[test]
 fn graviton_16550_mmio_and_psci_over_smc_on_metal() {
     let summary = discover_fixture(&[spcr(0, 0, 8, 1, 0x090a_0000, 7), fadt(0b01, 0)]).unwrap();
-    assert_eq!(summary.psci, Some(PsciConduit::Smc));
+    assert_eq!(summary.psci(), Some(PsciConduit::Smc));
     let SpcrOutcome::Console(console) = summary.spcr else {
         panic!("no console")
     };
@@ -138,23 +147,26 @@ fn x86_without_spcr_has_pm_timer() {
     let summary = discover_fixture(&[fadt(0, 0x608)]).unwrap();
     assert_eq!(summary.spcr, SpcrOutcome::Absent);
     assert_eq!(
-        summary.pm_timer,
+        summary.pm_timer(),
         Some(PmTimer::Port {
             port: 0x608,
             bits: 24
         })
     );
-    assert_eq!(summary.psci, None);
+    assert_eq!(summary.psci(), None);
     assert_eq!(&summary.oem_id, b"STRTUS");
 }
 
 #[test]
-fn spcr_with_bad_checksum_is_skipped() {
+fn spcr_with_bad_checksum_is_reported_present_and_invalid() {
     let mut broken = spcr(3, 0, 32, 3, 0x0900_0000, 3);
     broken[60] ^= 0xff;
     let summary = discover_fixture(&[broken, fadt(0b11, 0)]).unwrap();
-    assert_eq!(summary.spcr, SpcrOutcome::Absent);
-    assert_eq!(summary.psci, Some(PsciConduit::Hvc));
+    assert_eq!(
+        summary.spcr,
+        SpcrOutcome::Invalid(tables::TableFault::BadChecksum)
+    );
+    assert_eq!(summary.psci(), Some(PsciConduit::Hvc));
 }
 
 #[test]
@@ -172,11 +184,8 @@ fn rsdp_with_wrong_signature_is_refused() {
     bogus[..8].copy_from_slice(b"NOT RSDP");
     let address = bogus.as_ptr() as u64;
     // SAFETY: 64 readable bytes at `address`; the crate reads only the RSDP.
-    let result = unsafe { discover(address, 0) };
-    assert!(matches!(
-        result,
-        Err(AcpiUnavailable(AcpiError::RsdpIncorrectSignature))
-    ));
+    let result = unsafe { discover(address, 0, &HOST_MEMORY) };
+    assert_eq!(result, Err(AcpiUnavailable(RootError::RsdpSignature)));
 }
 
 #[test]
@@ -202,8 +211,8 @@ fn fadt_revision_1_fields_past_its_end_are_not_read() {
     let mut fadt = fadt_rev1(0xb004);
     fadt.extend_from_slice(&[0xff; 64]);
     let summary = discover_fixture(&[fadt]).unwrap();
-    assert_eq!(summary.psci, None);
-    assert_eq!(summary.reset_port, None);
+    assert_eq!(summary.psci(), None);
+    assert_eq!(summary.reset_port(), None);
 }
 
 /// FADT revision 6 with a PM1a control block and the DSDT at `dsdt` (X_DSDT).
