@@ -175,13 +175,25 @@ pub fn describe<M: PhysicalMemory + ?Sized>(set: &TableSet<'_>, memory: &M) -> A
         ..AcpiPlatform::empty()
     };
     let p = &mut platform;
-    p.madt = decode(set, p, b"APIC", |t| madt::parse(t).map_err(TableProblem::Madt));
-    p.pci_ecam = decode(set, p, b"MCFG", |t| mcfg::parse(t).map_err(TableProblem::Mcfg))
-        .unwrap_or_default();
-    p.hpet = decode(set, p, b"HPET", |t| hpet::parse(t).map_err(TableProblem::Hpet));
-    p.fadt = decode(set, p, b"FACP", |t| fadt::parse(t).map_err(TableProblem::Fadt));
-    p.gtdt = decode(set, p, b"GTDT", |t| gtdt::parse(t).map_err(TableProblem::Gtdt));
-    p.iort = decode(set, p, b"IORT", |t| iort::parse(t).map_err(TableProblem::Iort));
+    p.madt = decode(set, p, b"APIC", |t| {
+        madt::parse(t).map_err(TableProblem::Madt)
+    });
+    p.pci_ecam = decode(set, p, b"MCFG", |t| {
+        mcfg::parse(t).map_err(TableProblem::Mcfg)
+    })
+    .unwrap_or_default();
+    p.hpet = decode(set, p, b"HPET", |t| {
+        hpet::parse(t).map_err(TableProblem::Hpet)
+    });
+    p.fadt = decode(set, p, b"FACP", |t| {
+        fadt::parse(t).map_err(TableProblem::Fadt)
+    });
+    p.gtdt = decode(set, p, b"GTDT", |t| {
+        gtdt::parse(t).map_err(TableProblem::Gtdt)
+    });
+    p.iort = decode(set, p, b"IORT", |t| {
+        iort::parse(t).map_err(TableProblem::Iort)
+    });
     match set.find(b"SPCR") {
         None => {}
         Some(Ok(table)) => {

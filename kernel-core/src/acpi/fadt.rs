@@ -122,7 +122,11 @@ pub fn parse(table: &[u8]) -> Result<Fadt, FadtError> {
         .and_then(|r| r.io_port())
         .map(|port| PmTimer::Port {
             port,
-            bits: if flags & FLAG_PM_TIMER_32 != 0 { 32 } else { 24 },
+            bits: if flags & FLAG_PM_TIMER_32 != 0 {
+                32
+            } else {
+                24
+            },
         });
     Ok(Fadt {
         revision: (table[8], u8_at(table, 131).unwrap_or(0) & 0xf),

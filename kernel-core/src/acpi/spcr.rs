@@ -48,7 +48,7 @@ pub fn outcome(table: &[u8]) -> SpcrOutcome {
 /// The UART's interrupt as a GSI, when the table gives one (interrupt type
 /// bit 1: I/O APIC, bit 3: Arm GIC).
 pub fn interrupt(table: &[u8]) -> Option<u32> {
-    let kind = u8_at(table, 37)?;
+    let kind = u8_at(table, 52)?;
     let gsi = u32_at(table, 54)?;
     (kind & 0b1010 != 0).then_some(gsi)
 }

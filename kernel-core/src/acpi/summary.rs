@@ -36,11 +36,19 @@ pub fn lines(p: &AcpiPlatform) -> Vec<String> {
     out.push(line);
     if let Some(madt) = &p.madt {
         out.push(cpus(madt));
-        out.push(if gic(madt) { gic_line(madt) } else { apic_line(madt) });
+        out.push(if gic(madt) {
+            gic_line(madt)
+        } else {
+            apic_line(madt)
+        });
     }
-    let mut mcfg = format!("mcfg segments={}", p.pci_ecam.len());
-    list(&mut mcfg, &p.pci_ecam, |l, r| write!(l, "{r}"));
-    out.push(mcfg);
+    if p.pci_ecam.is_empty() {
+        out.push(String::from("mcfg none"));
+    } else {
+        let mut mcfg = format!("mcfg segments={}", p.pci_ecam.len());
+        list(&mut mcfg, &p.pci_ecam, |l, r| write!(l, "{r}"));
+        out.push(mcfg);
+    }
     if let Some(h) = &p.hpet {
         out.push(format!(
             "hpet @{:#x} comparators={}",
@@ -118,7 +126,11 @@ pub fn log(p: &AcpiPlatform) {
 }
 
 fn gic(madt: &Madt) -> bool {
-    madt.gicd.is_some() || madt.cpus.iter().any(|c| matches!(c.hw_id, CpuHwId::Mpidr(_)))
+    madt.gicd.is_some()
+        || madt
+            .cpus
+            .iter()
+            .any(|c| matches!(c.hw_id, CpuHwId::Mpidr(_)))
 }
 
 fn cpus(madt: &Madt) -> String {
@@ -179,15 +191,14 @@ fn gic_line(madt: &Madt) -> String {
         madt.per_cpu_redistributors(),
         madt.its.len()
     );
-    list(&mut line, &madt.its, |l, i| write!(l, "{} @{:#x}", i.id, i.base));
+    list(&mut line, &madt.its, |l, i| {
+        write!(l, "{} @{:#x}", i.id, i.base)
+    });
     line
 }
 
 fn fadt_line(fadt: &Fadt, p: &AcpiPlatform) -> String {
-    let mut line = format!(
-        "fadt rev {}.{}",
-        fadt.revision.0, fadt.revision.1
-    );
+    let mut line = format!("fadt rev {}.{}", fadt.revision.0, fadt.revision.1);
     if fadt.hardware_reduced() {
         line.push_str(" hw-reduced");
     }

@@ -111,9 +111,11 @@ impl<'m> TableSet<'m> {
     pub fn find(&self, signature: &[u8; 4]) -> Option<Result<&'m [u8], TableFault>> {
         let mut listed = self.tables.iter().filter(|t| &t.signature.0 == signature);
         let first = listed.clone().next()?;
-        Some(listed.find_map(|t| t.bytes.ok()).ok_or_else(|| {
-            first.bytes.err().unwrap_or(TableFault::Unreadable)
-        }))
+        Some(
+            listed
+                .find_map(|t| t.bytes.ok())
+                .ok_or_else(|| first.bytes.err().unwrap_or(TableFault::Unreadable)),
+        )
     }
 }
 
@@ -169,7 +171,11 @@ pub fn read_tables<M: PhysicalMemory + ?Sized>(
     };
     let (expected, root_phys, pointer_len) = match xsdt {
         Some(x) => (Signature(*b"XSDT"), x, 8),
-        None => (Signature(*b"RSDT"), u64::from(u32_at(v1, 16).unwrap_or(0)), 4),
+        None => (
+            Signature(*b"RSDT"),
+            u64::from(u32_at(v1, 16).unwrap_or(0)),
+            4,
+        ),
     };
     let (signature, root) =
         read_table(memory, root_phys).map_err(|(sig, fault)| RootError::Root(sig, fault))?;
