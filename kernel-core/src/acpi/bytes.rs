@@ -139,3 +139,44 @@ impl<'a> Iterator for EntryIter<'a> {
         }
     }
 }
+
+/// A table with a valid-looking header (no checksum) for parser unit tests.
+#[cfg(test)]
+pub(crate) fn test_table(signature: &[u8; 4], revision: u8, body: &[u8]) -> alloc::vec::Vec<u8> {
+    let mut t = alloc::vec::Vec::new();
+    t.extend_from_slice(signature);
+    t.extend_from_slice(&((36 + body.len()) as u32).to_le_bytes());
+    t.push(revision);
+    t.resize(36, 0);
+    t.extend_from_slice(body);
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_past_the_end_are_none() {
+        let b = [1u8, 2, 3, 4, 5];
+        assert_eq!(u32_at(&b, 1), Some(0x0504_0302));
+        assert_eq!(u32_at(&b, 2), None);
+        assert_eq!(u64_at(&b, usize::MAX), None);
+    }
+
+    #[test]
+    fn entry_of_length_below_two_stops_the_walk() {
+        let b = [0u8, 8, 0, 0, 0, 0, 0, 0, 1, 0, 9];
+        let got: alloc::vec::Vec<_> = entries(&b, 0, false).collect();
+        assert_eq!(got.len(), 2);
+        assert!(got[0].is_ok());
+        assert_eq!(
+            got[1],
+            Err(BadEntry {
+                offset: 8,
+                kind: 1,
+                length: 0
+            })
+        );
+    }
+}

@@ -142,3 +142,32 @@ pub fn parse(table: &[u8]) -> Result<Fadt, FadtError> {
         flags,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acpi::bytes::test_table;
+
+    #[test]
+    fn extended_blocks_win_over_legacy_ones() {
+        let mut body = alloc::vec![0u8; 276 - 36];
+        body[64 - 36..68 - 36].copy_from_slice(&0xb004u32.to_le_bytes());
+        body[89 - 36] = 2;
+        // X_PM1a_CNT_BLK: I/O port 0x604, 16 bits.
+        body[172 - 36] = 1;
+        body[173 - 36] = 16;
+        body[176 - 36..184 - 36].copy_from_slice(&0x604u64.to_le_bytes());
+        body[140 - 36..148 - 36].copy_from_slice(&0x7fe0_0000u64.to_le_bytes());
+        body[40 - 36..44 - 36].copy_from_slice(&0x1234u32.to_le_bytes());
+        let f = parse(&test_table(b"FACP", 6, &body)).unwrap();
+        assert_eq!(f.pm1a_control.and_then(|r| r.io_port()), Some(0x604));
+        assert_eq!(f.dsdt, Some(0x7fe0_0000));
+        assert_eq!(f.reset, None, "RESET_REG_SUP is clear");
+        assert_eq!(f.psci, None);
+    }
+
+    #[test]
+    fn too_short_is_refused() {
+        assert_eq!(parse(&[0u8; 100]), Err(FadtError::TooShort(100)));
+    }
+}

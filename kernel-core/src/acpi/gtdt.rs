@@ -161,3 +161,51 @@ pub fn parse(table: &[u8]) -> Result<Gtdt, GtdtError> {
     }
     Ok(gtdt)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acpi::bytes::test_table;
+
+    fn gtdt(revision: u8, platform: &[u8], count: u32) -> alloc::vec::Vec<u8> {
+        let mut body = alloc::vec![0u8; 104 - 36];
+        body[64 - 36..68 - 36].copy_from_slice(&27u32.to_le_bytes());
+        body[68 - 36..72 - 36].copy_from_slice(&0b110u32.to_le_bytes());
+        body[96 - 36..100 - 36].copy_from_slice(&28u32.to_le_bytes());
+        body[88 - 36..92 - 36].copy_from_slice(&count.to_le_bytes());
+        body[92 - 36..96 - 36].copy_from_slice(&104u32.to_le_bytes());
+        body.extend_from_slice(platform);
+        test_table(b"GTDT", revision, &body)
+    }
+
+    #[test]
+    fn revision_3_with_a_watchdog() {
+        let mut watchdog = alloc::vec![1u8, 28, 0, 0];
+        watchdog.extend_from_slice(&0x2a44_0000u64.to_le_bytes());
+        watchdog.extend_from_slice(&0x2a45_0000u64.to_le_bytes());
+        watchdog.extend_from_slice(&93u32.to_le_bytes());
+        watchdog.extend_from_slice(&0u32.to_le_bytes());
+        let g = parse(&gtdt(3, &watchdog, 1)).unwrap();
+        let virt = g.el1_virtual.unwrap();
+        assert_eq!(
+            (virt.gsiv, virt.edge(), virt.active_low()),
+            (27, false, true)
+        );
+        assert_eq!(g.el2_virtual.map(|t| t.gsiv), Some(28));
+        assert_eq!(g.secure_el1, None);
+        assert_eq!(g.watchdogs[0].gsiv, 93);
+        assert_eq!(g.watchdogs[0].control_frame, 0x2a45_0000);
+    }
+
+    #[test]
+    fn platform_timers_past_the_end_are_refused() {
+        assert_eq!(
+            parse(&gtdt(3, &[0, 20, 0], 2)),
+            Err(GtdtError::BadPlatformTimers {
+                count: 2,
+                offset: 104
+            })
+        );
+        assert_eq!(parse(&[0u8; 95]), Err(GtdtError::TooShort(95)));
+    }
+}

@@ -58,3 +58,25 @@ pub fn parse(table: &[u8]) -> Result<Hpet, HpetError> {
         min_tick,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acpi::bytes::test_table;
+
+    #[test]
+    fn register_block_must_be_in_memory() {
+        let mut body = [0u8; 20];
+        body[..4].copy_from_slice(&0x8086_a201u32.to_le_bytes());
+        body[4] = 0; // system memory
+        body[8..16].copy_from_slice(&0xfed0_0000u64.to_le_bytes());
+        let hpet = parse(&test_table(b"HPET", 1, &body)).unwrap();
+        assert_eq!((hpet.base, hpet.comparators()), (0xfed0_0000, 3));
+        body[4] = 1; // I/O space
+        assert_eq!(
+            parse(&test_table(b"HPET", 1, &body)),
+            Err(HpetError::NotInMemory)
+        );
+        assert_eq!(parse(&[0u8; 40]), Err(HpetError::TooShort(40)));
+    }
+}

@@ -277,3 +277,82 @@ fn resolve(iort: &Iort, reference: u32) -> IortTarget {
         IortTarget::Other(reference)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acpi::bytes::test_table;
+    use alloc::vec::Vec;
+
+    fn node(kind: u8, fields: &[u8], mappings: &[[u32; 5]]) -> Vec<u8> {
+        let start = 16 + fields.len();
+        let length = start + 20 * mappings.len();
+        let mut n = alloc::vec![kind];
+        n.extend_from_slice(&(length as u16).to_le_bytes());
+        n.push(0);
+        n.extend_from_slice(&0u32.to_le_bytes());
+        n.extend_from_slice(&(mappings.len() as u32).to_le_bytes());
+        n.extend_from_slice(&(start as u32).to_le_bytes());
+        n.extend_from_slice(fields);
+        for m in mappings {
+            for v in m {
+                n.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        n
+    }
+
+    /// Root complex on segment 1 -> SMMUv3 (stream id = rid + 0x10000)
+    /// -> ITS group 0 (device id = stream id).
+    fn with_smmu() -> Vec<u8> {
+        let its = node(ITS_GROUP, &[1, 0, 0, 0, 7, 0, 0, 0], &[]);
+        let its_at = 48u32;
+        let smmu_at = its_at + its.len() as u32;
+        let mut smmu_fields = alloc::vec![0u8; 52];
+        smmu_fields[..8].copy_from_slice(&0x0905_0000u64.to_le_bytes());
+        let smmu = node(
+            SMMU_V3,
+            &smmu_fields,
+            &[[0x10000, 0xffff, 0x10000, its_at, 0]],
+        );
+        let mut rc_fields = alloc::vec![0u8; 20];
+        rc_fields[12..16].copy_from_slice(&1u32.to_le_bytes());
+        let rc = node(
+            ROOT_COMPLEX,
+            &rc_fields,
+            &[[0, 0xffff, 0x10000, smmu_at, 0]],
+        );
+        let mut body = Vec::new();
+        body.extend_from_slice(&3u32.to_le_bytes());
+        body.extend_from_slice(&48u32.to_le_bytes());
+        body.extend_from_slice(&0u32.to_le_bytes());
+        body.extend_from_slice(&its);
+        body.extend_from_slice(&smmu);
+        body.extend_from_slice(&rc);
+        test_table(b"IORT", 3, &body)
+    }
+
+    #[test]
+    fn msi_through_an_smmu() {
+        let iort = parse(&with_smmu()).unwrap();
+        assert_eq!(iort.its_groups[0].its_ids, [7]);
+        assert_eq!(iort.smmus[0].base, 0x0905_0000);
+        assert_eq!(
+            iort.root_complexes[0].id_mappings[0].target,
+            IortTarget::Smmu(0)
+        );
+        assert_eq!(iort.msi_target(1, 0x0100), Some((0, 0x10100)));
+        assert_eq!(iort.msi_target(0, 0x0100), None);
+    }
+
+    #[test]
+    fn mappings_outside_their_node_are_refused() {
+        let mut t = with_smmu();
+        let rc_at = t.len() - (16 + 20 + 20);
+        // The root complex's mapping array offset points past the node.
+        t[rc_at + 12..rc_at + 16].copy_from_slice(&200u32.to_le_bytes());
+        assert_eq!(parse(&t), Err(IortError::BadMappings { offset: rc_at }));
+        t[36..40].copy_from_slice(&4u32.to_le_bytes());
+        assert!(matches!(parse(&t), Err(IortError::BadNode { .. })));
+    }
+}

@@ -311,3 +311,64 @@ fn decode_entry(madt: &mut Madt, kind: u8, e: &[u8]) -> Option<()> {
     }
     Some(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acpi::bytes::test_table;
+
+    fn gicc(length: u8, uid: u32, mpidr: u64, gicr: u64) -> alloc::vec::Vec<u8> {
+        let mut e = alloc::vec![0u8; usize::from(length)];
+        e[0] = 0xb;
+        e[1] = length;
+        e[8..12].copy_from_slice(&uid.to_le_bytes());
+        e[12..16].copy_from_slice(&1u32.to_le_bytes());
+        e[60..68].copy_from_slice(&gicr.to_le_bytes());
+        e[68..76].copy_from_slice(&mpidr.to_le_bytes());
+        e
+    }
+
+    fn madt(entries: &[alloc::vec::Vec<u8>]) -> alloc::vec::Vec<u8> {
+        let mut body = alloc::vec![0u8; 8];
+        for e in entries {
+            body.extend_from_slice(e);
+        }
+        test_table(b"APIC", 5, &body)
+    }
+
+    #[test]
+    fn gicc_of_every_acpi_version() {
+        let m = parse(&madt(&[
+            gicc(76, 0, 0x0, 0),
+            gicc(80, 1, 0x100, 0x1020_0000),
+            gicc(82, 2, 0x1_0000_0000, 0),
+        ]))
+        .unwrap();
+        let ids: alloc::vec::Vec<_> = m.cpus.iter().map(|c| c.hw_id).collect();
+        assert_eq!(ids, [0, 0x100, 0x1_0000_0000].map(CpuHwId::Mpidr));
+        assert_eq!(m.cpus[1].gicr_base, Some(0x1020_0000));
+        assert_eq!(m.per_cpu_redistributors(), 1);
+    }
+
+    #[test]
+    fn entry_shorter_than_its_type_is_refused() {
+        let mut short = gicc(76, 0, 0, 0);
+        short.truncate(40);
+        short[1] = 40;
+        assert_eq!(
+            parse(&madt(&[short])),
+            Err(MadtError::ShortEntry(BadEntry {
+                offset: 44,
+                kind: 0xb,
+                length: 40
+            }))
+        );
+        assert_eq!(parse(&[0u8; 40]), Err(MadtError::TooShort(40)));
+    }
+
+    #[test]
+    fn unknown_entries_are_counted_and_skipped() {
+        let m = parse(&madt(&[alloc::vec![0x7f, 4, 0, 0], gicc(80, 0, 0, 0)])).unwrap();
+        assert_eq!((m.other_entries, m.cpus.len()), (1, 1));
+    }
+}

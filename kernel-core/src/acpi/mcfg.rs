@@ -78,3 +78,47 @@ pub fn parse(table: &[u8]) -> Result<Vec<EcamRegion>, McfgError> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acpi::bytes::test_table;
+
+    fn entry(base: u64, segment: u16, start: u8, end: u8) -> [u8; 16] {
+        let mut e = [0u8; 16];
+        e[..8].copy_from_slice(&base.to_le_bytes());
+        e[8..10].copy_from_slice(&segment.to_le_bytes());
+        e[10] = start;
+        e[11] = end;
+        e
+    }
+
+    #[test]
+    fn every_segment_group() {
+        let mut body = alloc::vec![0u8; 8];
+        body.extend_from_slice(&entry(0xb000_0000, 0, 0, 0xff));
+        body.extend_from_slice(&entry(0x3f00_0000_0000, 1, 0x10, 0x1f));
+        let regions = parse(&test_table(b"MCFG", 1, &body)).unwrap();
+        assert_eq!(regions.len(), 2);
+        assert_eq!(regions[1].segment, 1);
+        assert_eq!(
+            alloc::format!("{}", regions[1]),
+            "0001:10-1f @0x3f0000000000"
+        );
+    }
+
+    #[test]
+    fn bad_entries_are_refused() {
+        let mut body = alloc::vec![0u8; 8];
+        body.extend_from_slice(&entry(0xb000_0000, 0, 0x20, 0x1f));
+        assert!(matches!(
+            parse(&test_table(b"MCFG", 1, &body)),
+            Err(McfgError::BusRange(_))
+        ));
+        body.truncate(8 + 10);
+        assert_eq!(
+            parse(&test_table(b"MCFG", 1, &body)),
+            Err(McfgError::PartialEntry(10))
+        );
+    }
+}

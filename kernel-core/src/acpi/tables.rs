@@ -240,3 +240,62 @@ pub fn read_table<M: PhysicalMemory + ?Sized>(
 pub fn revision(table: &[u8]) -> u8 {
     u8_at(table, 8).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acpi::bytes::test_table;
+
+    /// One block of memory at `base`.
+    struct Block(u64, Vec<u8>);
+
+    impl PhysicalMemory for Block {
+        fn read(&self, phys: u64, len: usize) -> Option<&[u8]> {
+            let at = usize::try_from(phys.checked_sub(self.0)?).ok()?;
+            self.1.get(at..at.checked_add(len)?)
+        }
+    }
+
+    fn checksum(bytes: &mut [u8], at: usize) {
+        bytes[at] = 0;
+        let sum = bytes.iter().fold(0u8, |s, &b| s.wrapping_add(b));
+        bytes[at] = 0u8.wrapping_sub(sum);
+    }
+
+    /// ACPI 1.0: RSDP revision 0 and an RSDT of 32-bit pointers; the second
+    /// table claims 64 MiB.
+    #[test]
+    fn rsdt_with_a_lying_length() {
+        let base = 0x1000u64;
+        let mut good = test_table(b"HPET", 1, &[0; 20]);
+        checksum(&mut good, 9);
+        let mut liar = test_table(b"APIC", 1, &[0; 8]);
+        liar[4..8].copy_from_slice(&(64u32 << 20).to_le_bytes());
+        let good_at = base + 20 + 44;
+        let liar_at = good_at + good.len() as u64;
+        let mut rsdt = test_table(b"RSDT", 1, &[]);
+        rsdt.extend_from_slice(&(good_at as u32).to_le_bytes());
+        rsdt.extend_from_slice(&(liar_at as u32).to_le_bytes());
+        rsdt[4] = 44;
+        checksum(&mut rsdt, 9);
+        let mut rsdp = alloc::vec![0u8; 20];
+        rsdp[..8].copy_from_slice(b"RSD PTR ");
+        rsdp[16..20].copy_from_slice(&((base + 20) as u32).to_le_bytes());
+        checksum(&mut rsdp, 8);
+        let memory = Block(base, [rsdp, rsdt, good, liar].concat());
+        let set = read_tables(&memory, base).unwrap();
+        assert_eq!(set.root.0, Signature(*b"RSDT"));
+        assert_eq!(set.tables.len(), 2);
+        assert!(set.tables[0].bytes.is_ok());
+        assert_eq!(set.tables[1].bytes, Err(TableFault::BadLength(64 << 20)));
+        assert_eq!(
+            set.find(b"APIC"),
+            Some(Err(TableFault::BadLength(64 << 20)))
+        );
+        assert_eq!(set.find(b"MCFG"), None);
+        assert_eq!(
+            read_tables(&memory, 0x10).err(),
+            Some(RootError::RsdpUnreadable)
+        );
+    }
+}
