@@ -121,7 +121,7 @@ pub fn fix_checksum(table: &mut [u8]) {
 }
 
 /// Sets a table's length field to its byte count and fixes its checksum.
-pub fn seal(table: &mut Vec<u8>) {
+pub fn seal(table: &mut [u8]) {
     let len = table.len() as u32;
     table[4..8].copy_from_slice(&len.to_le_bytes());
     fix_checksum(table);
