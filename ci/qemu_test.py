@@ -60,6 +60,11 @@ ACPI_ARM = [r"acpi: cpus=4 enabled=4 online-capable=0 \(gicc\) \[mpidr 0x0, mpid
             r"blocks=0 watchdogs=0$",
             r"acpi: iort its-groups=1 root-complexes=1 smmus=0 \[seg 0 mappings=1\]$",
             r"acpi: spcr pl011@mmio:0x9000000/4 gsi=33$"]
+# acpi=dump: every table as hex (ci/acpi-dump.py reads these lines back); the DSDT
+# follows the FADT, which QEMU lists first.
+ACPI_DUMP = [r"acpi: dump RSDP @0x[0-9a-f]+ len 36$", r"acpi: dump XSDT @0x[0-9a-f]+ len \d+$",
+             r"acpi: dump DSDT @0x[0-9a-f]+ len \d+$", r"acpi: dump APIC \+00000 41504943[0-9a-f]{56}$",
+             r"acpi: dump: end$"]
 # Nothing in QEMU's tables is broken or missing.
 ACPI_TROUBLE = [r"acpi: .* skipped: ", r"acpi: missing: "]
 TEST_PANIC = r"^panic: test=panic on the command line at \S+main\.rs:\d+:\d+"
@@ -81,6 +86,7 @@ IMAGES = {
     "panic": ("exit=qemu test=panic", "ok"),
     "reset": ("exit=qemu test=reset", "ok"),
     "power-off": ("test=power-off", "ok"),
+    "acpi-dump": ("exit=qemu acpi=dump", "ok"),
     "hello": ("exit=qemu", "hello"),
     "no-kernel": ("exit=qemu", "missing"),
     "garbled-kernel": ("exit=qemu", "garbled"),
@@ -129,6 +135,8 @@ CASES = [
     dict(name="acpi-4cpu", image="ready", arches=["aarch64"], extra=["-smp", "4"],
          expect=ACPI_ARM + [READY], forbid=KERNEL_TROUBLE + ACPI_TROUBLE, exit="success",
          timeout=90),
+    dict(name="acpi-dump", image="acpi-dump", expect=ACPI_DUMP + [READY],
+         forbid=KERNEL_TROUBLE + ACPI_TROUBLE + [r"not dumped"], exit="success", timeout=90),
     dict(name="hello-kernel", image="hello",
          expect=[r"hello from {arch}: \d+ usable memory regions", READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=90),

@@ -18,6 +18,8 @@ pub const HEADER_LEN: usize = 36;
 /// The largest table read. QEMU's DSDT is about 8 KiB, large servers' a few
 /// hundred KiB; a longer length is taken for a lie.
 pub const MAX_TABLE_BYTES: usize = 4 << 20;
+/// The longest RSDP accepted.
+const MAX_RSDP_BYTES: usize = 4096;
 /// The most tables taken from the root table.
 pub const MAX_TABLES: usize = 256;
 
@@ -161,7 +163,17 @@ pub fn read_tables<M: PhysicalMemory + ?Sized>(
     let revision = v1[15];
     let oem_id = array_at(v1, 9).unwrap_or([b' '; 6]);
     let xsdt = if revision >= 2 {
-        let v2 = memory.read(rsdp, 36).ok_or(RootError::RsdpUnreadable)?;
+        // The extended checksum covers the RSDP's own length (36 bytes in
+        // every ACPI version so far).
+        let length = memory
+            .read(rsdp, 24)
+            .and_then(|b| u32_at(b, 20))
+            .ok_or(RootError::RsdpUnreadable)?;
+        let length = usize::try_from(length)
+            .ok()
+            .filter(|l| (36..=MAX_RSDP_BYTES).contains(l))
+            .ok_or(RootError::RsdpChecksum)?;
+        let v2 = memory.read(rsdp, length).ok_or(RootError::RsdpUnreadable)?;
         if !sums_to_zero(v2) {
             return Err(RootError::RsdpChecksum);
         }
