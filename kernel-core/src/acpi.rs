@@ -31,7 +31,7 @@ pub mod tables;
 pub use description::{AcpiPlatform, describe};
 pub use fadt::PmTimer;
 pub use spcr::{SpcrOutcome, spcr_fields_from_bytes};
-pub use tables::{PhysicalMemory, RootError, read_tables};
+pub use tables::{PhysicalMemory, RootError, TableFault, read_tables};
 
 /// Physical memory through the higher-half direct map, limited to the
 /// ranges the memory map lists (the loader maps all of them; ACPI tables lie
@@ -159,8 +159,28 @@ pub unsafe fn discover(
     let mut platform = describe(&set, &memory);
     summary::log(&platform);
     if platform.psci().is_none() && platform.fadt.is_some() {
-        // SAFETY: the caller's guarantee; the crate validates the RSDP and
-        // the tables it follows.
+        // The `acpi` crate follows every listed pointer and header length
+        // without looking at the memory map: let it only at tables that were
+        // all found readable here.
+        if let Some(t) = platform.tables.iter().find(|t| {
+            matches!(
+                t.fault,
+                Some(TableFault::Unreadable | TableFault::BadLength(_) | TableFault::Truncated(_))
+            )
+        }) {
+            log::warn!(
+                "no S5 power-off: {} at {:#x} is unreadable",
+                t.signature,
+                t.phys
+            );
+            return Ok(platform);
+        }
+        if platform.dsdt.is_none() {
+            log::warn!("no S5 power-off: no readable DSDT");
+            return Ok(platform);
+        }
+        // SAFETY: the caller's guarantee; every table the crate will follow
+        // was just read within the memory map, and the crate validates them.
         let found = unsafe { find_soft_off(rsdp, hhdm_offset) };
         match found {
             Ok(off) => {

@@ -246,3 +246,44 @@ fn no_s5_power_off_without_s5_object() {
     let summary = discover_fixture(&[fadt_with_dsdt(0x604, dsdt)]).unwrap();
     assert_eq!(summary.soft_off, None);
 }
+
+#[test]
+fn no_s5_lookup_when_a_listed_table_is_outside_memory() {
+    let aml = [
+        0x08, 0x5c, b'_', b'S', b'5', b'_', 0x12, 0x07, 0x04, 0x0a, 0x05, 0x00, 0x00, 0x00,
+    ];
+    let dsdt = Box::leak(table(b"DSDT", 1, &aml).into_boxed_slice());
+    let rsdp = install(&[fadt_with_dsdt(0x604, dsdt)]);
+    // Memory as the kernel may read it: everything from 0x2000 on; an
+    // XSDT entry will point at 0x1000.
+    let memory = [MemoryRegion {
+        base: 0x2000,
+        len: u64::MAX - 0x2000,
+        kind: MemoryKind::Reserved,
+    }];
+    // SAFETY: the fixture's tables are leaked host memory at offset 0.
+    let with_fadt_only = unsafe { discover(rsdp, 0, &memory) }.unwrap();
+    assert!(with_fadt_only.soft_off.is_some());
+    let rsdp = install(&[fadt_with_dsdt(0x604, dsdt), table(b"SSDT", 1, &[])]);
+    let xsdt = read_tables(&HostMemory, rsdp).unwrap().root.1 as *mut u8;
+    // SAFETY: the XSDT was leaked by `install`: 36 bytes of header and two
+    // pointers; the second is pointed at page 0x1000 and the checksum fixed.
+    let xsdt = unsafe { core::slice::from_raw_parts_mut(xsdt, 52) };
+    xsdt[44..52].copy_from_slice(&0x1000u64.to_le_bytes());
+    fix_checksum(xsdt, 9);
+    // SAFETY: as above; page 0x1000 is outside `memory` and never read.
+    let platform = unsafe { discover(rsdp, 0, &memory) }.unwrap();
+    assert_eq!(platform.tables[1].fault, Some(TableFault::Unreadable));
+    assert!(platform.soft_off.is_none());
+    assert!(platform.fadt.is_some());
+}
+
+/// The host's memory, for reading back what `install` laid out.
+struct HostMemory;
+
+impl PhysicalMemory for HostMemory {
+    fn read(&self, phys: u64, len: usize) -> Option<&[u8]> {
+        // SAFETY: tests only read addresses of leaked fixture buffers.
+        Some(unsafe { core::slice::from_raw_parts(phys as *const u8, len) })
+    }
+}
