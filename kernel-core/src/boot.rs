@@ -14,7 +14,8 @@ use crate::fixed_string::FixedString;
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::mmio::DeviceMemory;
 use crate::ready::ReadyLine;
-use crate::{heap, limine_boot, logger, panic, time};
+use crate::stacks::KernelStacks;
+use crate::{heap, limine_boot, logger, panic, smp, time};
 use stratus_arch::{Arch, ExitStatus, PortIo, PowerMethods};
 
 /// How the platform reaches a console's registers once kernel-core has
@@ -71,6 +72,8 @@ pub struct Kernel {
     pub frames: FrameAllocator,
     /// Device register window.
     pub device_memory: DeviceMemory,
+    /// Kernel stacks with guard pages.
+    pub stacks: KernelStacks,
     /// What ACPI described: CPUs, interrupt controllers, ECAM, timers,
     /// power, console, IORT.
     pub acpi: AcpiPlatform,
@@ -103,6 +106,7 @@ impl Kernel {
             arch: self.arch,
             loader_name: self.boot.loader_name,
             loader_version: self.boot.loader_version,
+            cpus: smp::online_cpus(),
             memory_mib: self.boot.memory_map.ram_bytes() >> 20,
             boot_ms: self.millis_since_entry(),
             console,
@@ -195,12 +199,24 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     let mut cpu: FixedString<96> = FixedString::new();
     let _ = A::describe(&mut cpu);
     log::info!("cpu: {}", cpu.as_str());
+    let mut stacks = KernelStacks::new(boot.hhdm_offset);
+    let cpus = acpi.enabled_cpu_ids();
+    let online = smp::start_secondaries::<A>(
+        &cpus,
+        acpi.psci(),
+        &boot.memory_map,
+        boot.hhdm_offset,
+        &mut frames,
+        &mut stacks,
+    );
+    log::info!("smp: {online} of {} CPUs online", cpus.len().max(1));
 
     Kernel {
         arch: A::NAME,
         boot,
         frames,
         device_memory,
+        stacks,
         acpi,
         console,
         ticks: A::ticks,

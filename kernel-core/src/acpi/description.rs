@@ -134,6 +134,14 @@ impl AcpiPlatform {
         self.madt.as_ref().map_or(&[], |m| &m.cpus)
     }
 
+    /// Hardware ids of the enabled CPUs (see [`Madt::enabled_cpu_ids`];
+    /// empty without a usable MADT).
+    pub fn enabled_cpu_ids(&self) -> Vec<u64> {
+        self.madt
+            .as_ref()
+            .map_or_else(Vec::new, Madt::enabled_cpu_ids)
+    }
+
     /// The PSCI conduit (FADT).
     pub fn psci(&self) -> Option<PsciConduit> {
         self.fadt.and_then(|f| f.psci)

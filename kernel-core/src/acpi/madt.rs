@@ -159,6 +159,25 @@ impl Madt {
             .count()
     }
 
+    /// The hardware ids of the enabled CPUs, in table order and without
+    /// duplicates: APIC or x2APIC id, or the MPIDR's affinity fields (Aff3
+    /// and Aff2-Aff0, the bits PSCI `CPU_ON` takes). CPUs that are only
+    /// online capable are hot-plug material and not listed.
+    pub fn enabled_cpu_ids(&self) -> Vec<u64> {
+        let mut ids = Vec::new();
+        for cpu in self.cpus.iter().filter(|c| c.enabled) {
+            let id = match cpu.hw_id {
+                CpuHwId::Apic(id) => u64::from(id),
+                CpuHwId::X2Apic(id) => u64::from(id),
+                CpuHwId::Mpidr(mpidr) => mpidr & MPIDR_AFFINITY,
+            };
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ids
+    }
+
     /// CPUs whose GICC entry carries their redistributor.
     pub fn per_cpu_redistributors(&self) -> usize {
         self.cpus.iter().filter(|c| c.gicr_base.is_some()).count()
@@ -195,6 +214,8 @@ impl fmt::Display for MadtError {
 }
 
 const ENTRIES: usize = 44;
+/// MPIDR_EL1 affinity fields: Aff3 (bits 32-39), Aff2-Aff0 (bits 0-23).
+const MPIDR_AFFINITY: u64 = 0xff_00ff_ffff;
 const ENABLED: u32 = 1 << 0;
 const ONLINE_CAPABLE: u32 = 1 << 1;
 /// GICC flags bit 3 (ACPI 6.5): online capable.
@@ -364,6 +385,44 @@ mod tests {
             }))
         );
         assert_eq!(parse(&[0u8; 40]), Err(MadtError::TooShort(40)));
+    }
+
+    fn lapic(id: u8, flags: u32) -> alloc::vec::Vec<u8> {
+        let mut e = alloc::vec![0, 8, id, id];
+        e.extend_from_slice(&flags.to_le_bytes());
+        e
+    }
+
+    #[test]
+    fn enabled_cpu_ids_of_apics_and_x2apics() {
+        let mut x2 = alloc::vec![9, 16, 0, 0];
+        x2.extend_from_slice(&300u32.to_le_bytes());
+        x2.extend_from_slice(&1u32.to_le_bytes());
+        x2.extend_from_slice(&[0; 4]);
+        // CPU 2 is only online capable; CPU 1 is listed twice.
+        let m = parse(&madt(&[
+            lapic(0, 1),
+            lapic(1, 1),
+            lapic(2, 2),
+            lapic(1, 1),
+            x2,
+        ]))
+        .unwrap();
+        assert_eq!(m.enabled_cpu_ids(), [0, 1, 300]);
+        assert_eq!(m.cpus.iter().filter(|c| c.online_capable).count(), 1);
+    }
+
+    #[test]
+    fn enabled_cpu_ids_are_mpidr_affinity() {
+        let mut off = gicc(80, 2, 0x100, 0);
+        off[12] = 0;
+        let m = parse(&madt(&[
+            gicc(80, 0, 0x8000_0000, 0),
+            gicc(80, 1, 0x1_0000_0001, 0),
+            off,
+        ]))
+        .unwrap();
+        assert_eq!(m.enabled_cpu_ids(), [0, 0x1_0000_0001]);
     }
 
     #[test]
