@@ -176,7 +176,7 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     POWER.call_once(|| PowerMethods {
         psci: acpi.psci(),
         acpi_reset_port: acpi.reset_port(),
-        acpi_soft_off: acpi.soft_off,
+        acpi_soft_off: acpi.soft_off(),
         qemu_exit: cmdline.is("exit", "qemu"),
     });
     panic::set_stop(stop_with::<A>);
