@@ -49,6 +49,23 @@ FAULT_ADDRESS = r"0x0*fffffff0dead0000\b"
 LOADER_NOT_FOUND = r"stratus-loader: error:.*not found"
 LOADER_BAD_ELF = r"stratus-loader: error:.*not a valid ELF"
 
+# Interrupts and timers (demo kernel test=timer / sleep / irq-storm / ipi). The figures on
+# these lines are bounded by each case's "bounds" (see below).
+IRQ_UP = r"irq: (x2apic|xapic|gicv3) on cpu 0x[0-9a-f]+, timer (tsc-deadline|lapic-oneshot|cntv) "
+TIMER_LINE = r"^stratus: timer rate_hz=\d+ .*$"
+SLEEP_LINE = r"^stratus: sleep requested_ms=100 measured_us=\d+$"
+STORM_LINE = r"^stratus: irq-storm .*\blost=\d+ .*$"
+STORM_HANDLER_LOG = r"storm: tick 1000 logged from the timer interrupt$"
+IPI_LINE = r"^stratus: ipi target=0x[0-9a-f]+ id=\d+ delivered=yes "
+IRQ_READY = r"^stratus: ready .*\birq=(x2apic|xapic|gicv3) timer=(tsc-deadline|lapic-oneshot|cntv)$"
+# Tolerances (TCG on a loaded 2-core machine is noisy; these still catch a broken timer):
+# the 1 kHz timer's measured rate within +-20 %; a 100 ms sleep measures 100..150 ms;
+# the 5 kHz storm loses at most 1 % of its ticks (it re-arms from the deadline, so a late
+# interrupt does not lose the next ones; only a stalled or dropped interrupt does).
+TIMER_BOUNDS = {"rate_hz": (800, 1200)}
+SLEEP_BOUNDS = {"measured_us": (100_000, 150_000)}
+STORM_BOUNDS = {"lost": (0, 150), "ticks": (14_850, 15_150)}
+
 # Nothing of these may appear in a case that expects a clean boot / a clean loader error.
 KERNEL_TROUBLE = [PANIC, CPU_EXCEPTION]
 NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
@@ -63,6 +80,10 @@ IMAGES = {
     "panic": ("exit=qemu test=panic", "ok"),
     "reset": ("exit=qemu test=reset", "ok"),
     "power-off": ("test=power-off", "ok"),
+    "timer": ("exit=qemu test=timer", "ok"),
+    "sleep": ("exit=qemu test=sleep", "ok"),
+    "irq-storm": ("exit=qemu test=irq-storm", "ok"),
+    "ipi": ("exit=qemu test=ipi", "ok"),
     "hello": ("exit=qemu", "hello"),
     "no-kernel": ("exit=qemu", "missing"),
     "garbled-kernel": ("exit=qemu", "garbled"),
@@ -122,6 +143,26 @@ CASES = [
          forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
     dict(name="loader-truncated-kernel", image="truncated-kernel", expect=[LOADER_BAD_ELF],
          forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
+    dict(name="timer-rate", image="timer", expect=[IRQ_UP, TIMER_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=120, bounds=TIMER_BOUNDS),
+    dict(name="sleep", image="sleep", expect=[IRQ_UP, SLEEP_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=120, bounds=SLEEP_BOUNDS),
+    dict(name="irq-storm", image="irq-storm",
+         expect=[IRQ_UP, STORM_HANDLER_LOG, STORM_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=150, bounds=STORM_BOUNDS),
+    dict(name="ipi-self", image="ipi", expect=[IRQ_UP, IPI_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=120),
+    # x86: the i440FX PC (no MCFG), and the local APIC with x2APIC forced on and off.
+    dict(name="timer-rate-pc", image="timer", arches=["x86_64"], machine="pc",
+         expect=[IRQ_UP, TIMER_LINE, IRQ_READY], forbid=KERNEL_TROUBLE, exit="success",
+         timeout=120, bounds=TIMER_BOUNDS),
+    dict(name="sleep-x2apic", image="sleep", arches=["x86_64"], extra=["-cpu", "max,+x2apic"],
+         expect=[r"irq: x2apic on cpu ", SLEEP_LINE, IRQ_READY], forbid=KERNEL_TROUBLE,
+         exit="success", timeout=120, bounds=SLEEP_BOUNDS),
+    dict(name="irq-storm-xapic", image="irq-storm", arches=["x86_64"],
+         extra=["-cpu", "max,-x2apic"],
+         expect=[r"irq: xapic on cpu ", STORM_HANDLER_LOG, STORM_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=150, bounds=STORM_BOUNDS),
     dict(name="default-image", image="default", expect=[READY], forbid=KERNEL_TROUBLE,
          exit="kill", timeout=90),
 ]
@@ -168,6 +209,8 @@ class Case:
     arches: list[str] | None = None     # None: every architecture
     acpi_tables: list[str] = field(default_factory=list)   # names from SPCR_TABLES
     machine: str | None = None          # QEMU -M value instead of ci/qemu.py's default
+    # key -> (low, high): the last "key=N" on a "stratus: " line must lie in [low, high]
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:
@@ -383,6 +426,9 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
                 extra = " (124: the `timeout` guard fired)" if rc == 124 else ""
                 why = f"QEMU exit status {rc}{extra}, expected {want} ({case.exit})"
 
+    if not why:
+        why = check_bounds(case, text)
+
     seconds = time.monotonic() - start
     if err_path.exists() and err_path.stat().st_size == 0:
         err_path.unlink()
@@ -395,6 +441,18 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
     if stderr:
         detail += "    qemu stderr:\n" + "".join(f"    ! {l}\n" for l in stderr.splitlines()[-10:])
     return Result(case, False, seconds, why, detail)
+
+
+def check_bounds(case: Case, text: str) -> str:
+    """'' when every bounded figure is in range, else what is not."""
+    for key, (low, high) in case.bounds.items():
+        found = re.findall(rf"^stratus: .*\b{re.escape(key)}=(\d+)\b", text, re.M)
+        if not found:
+            return f"no {key}= figure on a 'stratus: ' line"
+        value = int(found[-1])
+        if not low <= value <= high:
+            return f"{key}={value} outside [{low}, {high}]"
+    return ""
 
 
 def line_at(text: str, index: int) -> str:

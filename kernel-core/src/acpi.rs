@@ -259,6 +259,7 @@ fn read_fadt(fadt: &Fadt, summary: &mut AcpiSummary) {
     }
 }
 
+pub mod interrupt_tables;
 pub mod sleep;
 pub mod soft_off;
 

@@ -12,9 +12,10 @@ use crate::cmdline::CommandLine;
 use crate::console::{ConsoleDescriptor, ConsoleSink, UartRegisters};
 use crate::fixed_string::FixedString;
 use crate::frames::{FRAME_SIZE, FrameAllocator};
+use crate::irq::InterruptSummary;
 use crate::mmio::DeviceMemory;
 use crate::ready::ReadyLine;
-use crate::{heap, limine_boot, logger, panic, time};
+use crate::{heap, irq, irq_lock, limine_boot, logger, panic, time};
 use stratus_arch::{Arch, ExitStatus, PortIo, PowerMethods};
 
 /// How the platform reaches a console's registers once kernel-core has
@@ -75,6 +76,8 @@ pub struct Kernel {
     pub acpi: AcpiSummary,
     /// The console in use.
     pub console: Option<ConsoleDescriptor>,
+    /// The interrupt controller and timer in use.
+    pub interrupts: InterruptSummary,
     ticks: fn() -> u64,
     wait_for_interrupt: fn(),
     stop: panic::StopFn,
@@ -105,6 +108,8 @@ impl Kernel {
             memory_mib: self.boot.memory_map.ram_bytes() >> 20,
             boot_ms: self.millis_since_entry(),
             console,
+            irq: self.interrupts.controller,
+            timer: self.interrupts.timer,
         };
         logger::write_raw(format_args!("{line}\n"));
     }
@@ -135,6 +140,11 @@ impl Kernel {
 /// driver for the console ACPI names.
 pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     A::init_exceptions();
+    irq_lock::set_interrupt_masking(irq_lock::InterruptMasking {
+        enabled: A::interrupts_enabled,
+        disable: A::disable_interrupts,
+        enable: A::enable_interrupts,
+    });
     logger::init(A::ticks);
     panic::set_stop(halt::<A>);
 
@@ -178,6 +188,14 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     let mut device_memory = DeviceMemory::new(boot.hhdm_offset);
     let console = attach_console::<A>(&acpi.spcr, open_console, &mut device_memory, &mut frames);
     init_clock::<A>(&acpi, entry_ticks);
+    let interrupts = match boot.rsdp {
+        Some(rsdp) => {
+            // SAFETY: as for `acpi::discover` above.
+            let tables = unsafe { acpi::interrupt_tables::discover(rsdp, boot.hhdm_offset) };
+            irq::bring_up::<A>(&tables, acpi.pm_timer, &mut device_memory, &mut frames)
+        }
+        None => InterruptSummary::default(),
+    };
 
     log::info!(
         "memory: {} MiB RAM, {} MiB free, {} map entries, direct map at {:#x}",
@@ -197,6 +215,7 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         device_memory,
         acpi,
         console,
+        interrupts,
         ticks: A::ticks,
         wait_for_interrupt: A::wait_for_interrupt,
         stop: stop_with::<A>,

@@ -17,12 +17,15 @@ pub mod console;
 pub mod fixed_string;
 pub mod frames;
 pub mod heap;
+pub mod irq;
+pub mod irq_lock;
 pub mod limine_boot;
 pub mod logger;
 pub mod mmio;
 pub mod panic;
 pub mod ready;
 pub mod time;
+pub mod timer;
 
 pub use boot::{Kernel, start};
 pub use boot_info::BootInfo;
