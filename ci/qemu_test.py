@@ -152,6 +152,12 @@ CASES = [
          forbid=KERNEL_TROUBLE, exit="success", timeout=150, bounds=STORM_BOUNDS),
     dict(name="ipi-self", image="ipi", expect=[IRQ_UP, IPI_LINE, IRQ_READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=120),
+    # A GICv2 machine: a clear message, then the kernel goes on without interrupts.
+    dict(name="gicv2-no-interrupts", image="sleep", arches=["aarch64"],
+         machine="virt,gic-version=2",
+         expect=[r"ERROR irq: GICv2 is not supported \(GICv3 or later needed\); running without "
+                 r"interrupts$", SLEEP_LINE, r"^stratus: ready .*\birq=none timer=none$"],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=120, bounds=SLEEP_BOUNDS),
     # x86: the i440FX PC (no MCFG), and the local APIC with x2APIC forced on and off.
     dict(name="timer-rate-pc", image="timer", arches=["x86_64"], machine="pc",
          expect=[IRQ_UP, TIMER_LINE, IRQ_READY], forbid=KERNEL_TROUBLE, exit="success",

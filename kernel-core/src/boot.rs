@@ -290,18 +290,22 @@ fn init_clock<A: Arch>(acpi: &AcpiSummary, entry_ticks: u64) {
         (Some(PmTimer::Port { port, bits }), Some(io)) => {
             let read_pm = || u64::from((io.read_u32)(port));
             // 10 ms of the 3.58 MHz PM timer.
-            let hz = time::calibrate(
+            match time::calibrate(
                 A::ticks,
                 read_pm,
                 time::ACPI_PM_TIMER_HZ,
                 bits,
                 time::ACPI_PM_TIMER_HZ / 100,
-            );
-            time::set_clock(hz, entry_ticks);
-            log::info!(
-                "clock: counter at {} kHz (calibrated against the ACPI PM timer)",
-                hz / 1000
-            );
+            ) {
+                Some(hz) => {
+                    time::set_clock(hz, entry_ticks);
+                    log::info!(
+                        "clock: counter at {} kHz (calibrated against the ACPI PM timer)",
+                        hz / 1000
+                    );
+                }
+                None => log::warn!("clock: the ACPI PM timer does not run; frequency unknown"),
+            }
         }
         _ => log::warn!(
             "clock: counter frequency unknown (no architectural value, no ACPI PM timer)"

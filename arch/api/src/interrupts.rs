@@ -197,10 +197,9 @@ impl core::fmt::Display for InterruptError {
             Self::WrongHardware => {
                 f.write_str("firmware describes another architecture's controller")
             }
-            Self::UnsupportedGicVersion(v) => write!(
-                f,
-                "GICv{v} is not supported (GICv3 or later needed); running without interrupts"
-            ),
+            Self::UnsupportedGicVersion(v) => {
+                write!(f, "GICv{v} is not supported (GICv3 or later needed)")
+            }
             Self::Map(e) => write!(f, "cannot map registers: {e}"),
             Self::NoRedistributor => f.write_str("no GIC redistributor for this CPU"),
             Self::NoIoApicForGsi(g) => write!(f, "no I/O APIC serves GSI {g}"),

@@ -14,6 +14,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod calibration;
 pub mod interrupts;
 pub mod mapping;
 

@@ -9,6 +9,7 @@ use crate::local_apic::{
 };
 use crate::ports;
 use core::arch::x86_64::__cpuid;
+use stratus_arch::calibration::calibrate;
 use stratus_arch::{InterruptError, InterruptId, Timer, TimerDescription};
 use x86_64::registers::model_specific::Msr;
 
@@ -51,7 +52,7 @@ impl LapicTimer {
             let (port, bits) = description
                 .pm_timer
                 .ok_or(InterruptError::TimerUncalibrated)?;
-            let apic_hz = calibrate(lapic, port, bits, description.counter_hz)?;
+            let apic_hz = calibrate_apic(lapic, port, bits)?;
             log::info!(target: "timer", "local APIC timer at {} kHz (ACPI PM timer)", apic_hz / 1000);
             Mode::OneShot {
                 apic_hz,
@@ -62,34 +63,24 @@ impl LapicTimer {
     }
 }
 
-/// Counts the APIC timer (divide by 1) over ~10 ms of the PM timer; the wait
-/// is bounded by 100 ms of TSC in case the PM timer does not run.
-fn calibrate(lapic: LocalApic, port: u16, bits: u32, tsc_hz: u64) -> Result<u64, InterruptError> {
+/// Measures the APIC timer (divide by 1) against the PM timer
+/// ([`calibrate`]: three ~10 ms windows, robust against the CPU being
+/// stopped between reads); the count restarts at its maximum each time, and
+/// a window lasts far less than its ~4 s at 1 GHz.
+fn calibrate_apic(lapic: LocalApic, port: u16, bits: u32) -> Result<u64, InterruptError> {
     let mask = if bits >= 32 {
         u32::MAX
     } else {
         (1u32 << bits) - 1
     };
-    let pm = || (ports::PORT_IO.read_u32)(port) & mask;
+    let pm = || u64::from((ports::PORT_IO.read_u32)(port) & mask);
     lapic.write(LVT_TIMER, LVT_MASKED);
     lapic.write(TIMER_DIVIDE, DIVIDE_BY_1);
-    let pm_start = pm();
     lapic.write(TIMER_INITIAL, u32::MAX);
-    let tsc_start = read_tsc();
-    let window = (PM_TIMER_HZ / 100) as u32;
-    let elapsed_pm = loop {
-        let elapsed = pm().wrapping_sub(pm_start) & mask;
-        if elapsed >= window {
-            break elapsed;
-        }
-        if read_tsc().wrapping_sub(tsc_start) > tsc_hz / 10 {
-            lapic.write(TIMER_INITIAL, 0);
-            return Err(InterruptError::Timeout);
-        }
-    };
-    let counted = u32::MAX - lapic.read(TIMER_CURRENT);
+    let counted = || u64::from(u32::MAX - lapic.read(TIMER_CURRENT));
+    let hz = calibrate(counted, pm, PM_TIMER_HZ, bits, PM_TIMER_HZ / 100);
     lapic.write(TIMER_INITIAL, 0);
-    Ok(u64::from(counted) * PM_TIMER_HZ / u64::from(elapsed_pm).max(1))
+    hz.ok_or(InterruptError::Timeout)
 }
 
 fn write_deadline(deadline: u64) {

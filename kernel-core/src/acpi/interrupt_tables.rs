@@ -92,10 +92,8 @@ impl InterruptTables {
         // Flags bit 0 enabled, bit 1 online capable (ACPI 6.5, table 5.22).
         let usable = |flags: u32| flags & 3 != 0;
         match kind {
-            0 if e.len() >= 8 => {
-                if u32_at(e, 4).is_some_and(usable) {
-                    self.apic_ids.push(u32::from(e[3]));
-                }
+            0 if e.len() >= 8 && u32_at(e, 4).is_some_and(usable) => {
+                self.apic_ids.push(u32::from(e[3]));
             }
             1 if e.len() >= 12 => {
                 if let (Some(phys), Some(gsi_base)) = (u32_at(e, 4), u32_at(e, 8)) {

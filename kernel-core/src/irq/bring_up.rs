@@ -28,6 +28,7 @@ pub fn bring_up<A: Arch>(
     frames: &mut FrameAllocator,
 ) -> InterruptSummary {
     let mut summary = InterruptSummary::default();
+    timer::init_clock::<A>();
     let Some(hardware) = tables.hardware() else {
         log::warn!(target: "irq", "no interrupt controller in the MADT; running without interrupts");
         return summary;

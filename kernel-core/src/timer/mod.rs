@@ -162,15 +162,18 @@ impl DeadlineTimer {
                 Some(p) if now >= p.deadline => {
                     let first = p.deadline;
                     let (period, callback) = (p.period, p.callback);
-                    let due = if period == 0 {
-                        *pending = None;
-                        hardware.cancel();
-                        1
-                    } else {
-                        let due = ((now - first) / period + 1).min(MAX_CATCH_UP);
-                        p.deadline = first.wrapping_add(due * period);
-                        hardware.set_deadline(p.deadline);
-                        due
+                    let due = match (now - first).checked_div(period) {
+                        None => {
+                            *pending = None;
+                            hardware.cancel();
+                            1
+                        }
+                        Some(passed) => {
+                            let due = (passed + 1).min(MAX_CATCH_UP);
+                            p.deadline = first.wrapping_add(due * period);
+                            hardware.set_deadline(p.deadline);
+                            due
+                        }
                     };
                     (callback, first, period, due)
                 }
@@ -216,12 +219,9 @@ fn on_timer_interrupt(_id: InterruptId) {
     }
 }
 
-/// Builds the boot CPU's timer and routes its interrupt. Interrupts stay
-/// masked.
-pub fn init<A: Arch>(
-    interrupts: &Interrupts,
-    description: &TimerDescription,
-) -> Result<&'static DeadlineTimer, TimerError> {
+/// Makes the clock ([`now`]) and [`sleep`] work, even without a timer
+/// (sleep then spins on the clock).
+pub fn init_clock<A: Arch>() {
     ARCH.call_once(|| ArchFns {
         ticks: A::ticks,
         enabled: A::interrupts_enabled,
@@ -229,6 +229,15 @@ pub fn init<A: Arch>(
         enable: A::enable_interrupts,
         enable_and_wait: A::enable_interrupts_and_wait,
     });
+}
+
+/// Builds the boot CPU's timer and routes its interrupt. Interrupts stay
+/// masked.
+pub fn init<A: Arch>(
+    interrupts: &Interrupts,
+    description: &TimerDescription,
+) -> Result<&'static DeadlineTimer, TimerError> {
+    init_clock::<A>();
     let mut hardware = A::init_timer(description)?;
     let id = interrupts.request_line(description.line, on_timer_interrupt)?;
     hardware.bind(id);

@@ -23,7 +23,7 @@ fn on_tick(event: TimerEvent) {
         Ordering::Relaxed,
     );
     let every = LOG_EVERY.load(Ordering::Relaxed);
-    if every != 0 && n % every == 0 {
+    if every != 0 && n.is_multiple_of(every) {
         log::info!(target: "storm", "tick {n} logged from the timer interrupt");
     }
 }
