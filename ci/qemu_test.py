@@ -30,7 +30,7 @@ from __future__ import annotations
 # ---------------------------------------------------------------------------------------
 
 READY = (r"^stratus: ready (?=.*\barch={arch}\b)(?=.*\bloader=\S+)"
-         r"(?=.*\bmemory_mib=\d+\b)(?=.*\bboot_ms=\d+\b).*$")
+         r"(?=.*\bcpus=\d+\b)(?=.*\bmemory_mib=\d+\b)(?=.*\bboot_ms=\d+\b).*$")
 HANDOFF = r"^stratus-loader: handoff elapsed_us=\d+"
 PANIC = r"^panic: "
 CPU_EXCEPTION = r"CPU exception:"
@@ -79,6 +79,7 @@ IMAGES = {
     "page-fault": ("exit=qemu test=page-fault", "ok"),
     "panic": ("exit=qemu test=panic", "ok"),
     "reset": ("exit=qemu test=reset", "ok"),
+    "stack-guard": ("exit=qemu test=stack-guard", "ok"),
     "power-off": ("test=power-off", "ok"),
     "timer": ("exit=qemu test=timer", "ok"),
     "sleep": ("exit=qemu test=sleep", "ok"),
@@ -113,6 +114,11 @@ CASES = [
     dict(name="page-fault", image="page-fault",
          expect=[PAGE_FAULT, FAULT_ADDRESS, FATAL_EXCEPTION_PANIC], forbid=[], exit="failure",
          timeout=90),
+    # A kernel stack's guard page is unmapped: reading it faults at that very address.
+    dict(name="stack-guard", image="stack-guard",
+         expect=[r"test: reading guard page (0x[0-9a-f]+)[\s\S]*" + PAGE_FAULT + r".*addr=\1\b",
+                 FATAL_EXCEPTION_PANIC],
+         forbid=[r"is mapped"], exit="failure", timeout=90),
     dict(name="panic", image="panic", expect=[TEST_PANIC], forbid=[CPU_EXCEPTION],
          exit="failure", timeout=90),
     dict(name="reset", image="reset", expect=[RESETTING, RESET_METHOD], forbid=KERNEL_TROUBLE + [r"^stratus: ready"],
@@ -126,6 +132,29 @@ CASES = [
     dict(name="power-off", image="power-off", arches=["aarch64"],
          expect=[READY, POWER_OFF], forbid=KERNEL_TROUBLE + [r"halted"],
          exit="power-off", timeout=90),
+    # Every enabled CPU of the MADT comes online (aarch64: PSCI CPU_ON, also when the
+    # firmware runs at EL2 and the start-up code drops to EL1; x86: INIT and startup IPIs
+    # through the x2APIC, on q35 and on the i440FX PC).
+    dict(name="smp-1", image="ready", extra=["-smp", "1"],
+         expect=[r"smp: 1 of 1 CPUs online$", r"^stratus: ready .*\bcpus=1\b"],
+         forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
+    dict(name="smp-4", image="ready", extra=["-smp", "4"],
+         expect=[r"smp: cpu \d online \(hardware id 0x\d\)$"] * 3
+                + [r"smp: 4 of 4 CPUs online$", r"^stratus: ready .*\bcpus=4\b"],
+         forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
+    dict(name="smp-4-el2", image="ready", arches=["aarch64"], extra=["-smp", "4"],
+         machine="virt,gic-version=3,its=on,virtualization=on",
+         expect=[r"EL1$", r"smp: 4 of 4 CPUs online$", r"^stratus: ready .*\bcpus=4\b"],
+         forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
+    dict(name="smp-4-pc", image="ready", arches=["x86_64"], extra=["-smp", "4"], machine="pc",
+         expect=[r"smp: 4 of 4 CPUs online$", r"^stratus: ready .*\bcpus=4\b"],
+         forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
+    # Without an x2APIC the other CPUs are named as not started and boot goes on.
+    dict(name="smp-no-x2apic", image="ready", arches=["x86_64"],
+         extra=["-smp", "2", "-cpu", "max,-x2apic"],
+         expect=[r"smp: cpu 1 \(hardware id 0x1\) not started: no method to start CPUs$",
+                 r"smp: 1 of 2 CPUs online$", r"^stratus: ready .*\bcpus=1\b"],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90),
     dict(name="hello-kernel", image="hello",
          expect=[r"hello from {arch}: \d+ usable memory regions", READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=90),

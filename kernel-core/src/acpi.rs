@@ -9,8 +9,10 @@ use crate::console::{ConsoleDescriptor, SpcrError, SpcrFields, spcr_baud};
 use crate::fixed_string::FixedString;
 use ::acpi::address::AddressSpace;
 use ::acpi::fadt::Fadt;
+use ::acpi::madt::Madt;
 use ::acpi::spcr::Spcr;
 use ::acpi::{AcpiError, AcpiHandler, AcpiTable, AcpiTables, PhysicalMapping};
+use alloc::vec::Vec;
 use core::fmt::Write as _;
 use core::ptr::NonNull;
 use stratus_arch::{AcpiSoftOff, PsciConduit};
@@ -80,8 +82,10 @@ pub enum SpcrOutcome {
 }
 
 /// What discovery found.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct AcpiSummary {
+    /// Hardware ids of the enabled CPUs in the MADT (APIC id or MPIDR).
+    pub cpus: Vec<u64>,
     /// OEM id of the first table (`BOCHS `, `AMAZON`...).
     pub oem_id: [u8; 6],
     /// Number of tables the XSDT/RSDT lists.
@@ -102,6 +106,7 @@ impl AcpiSummary {
     /// A summary for a machine without ACPI.
     pub const fn empty() -> Self {
         Self {
+            cpus: Vec::new(),
             oem_id: *b"      ",
             table_count: 0,
             spcr: SpcrOutcome::Absent,
@@ -150,6 +155,10 @@ pub unsafe fn discover(rsdp: u64, hhdm_offset: u64) -> Result<AcpiSummary, AcpiU
             SpcrOutcome::Invalid
         }
     };
+    match tables.find_table::<Madt>() {
+        Ok(madt) => summary.cpus = cpus::enabled_cpu_ids(table_bytes(madt.get().get_ref())),
+        Err(e) => log::warn!("no usable MADT ({e:?}): only the boot CPU runs"),
+    }
     match tables.find_table::<Fadt>() {
         Ok(fadt) => {
             read_fadt(&fadt, &mut summary);
@@ -259,6 +268,7 @@ fn read_fadt(fadt: &Fadt, summary: &mut AcpiSummary) {
     }
 }
 
+pub mod cpus;
 pub mod interrupt_tables;
 pub mod sleep;
 pub mod soft_off;

@@ -15,7 +15,8 @@ use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::irq::InterruptSummary;
 use crate::mmio::DeviceMemory;
 use crate::ready::ReadyLine;
-use crate::{heap, irq, irq_lock, limine_boot, logger, panic, time};
+use crate::stacks::KernelStacks;
+use crate::{heap, irq, irq_lock, limine_boot, logger, panic, smp, time};
 use stratus_arch::{Arch, ExitStatus, PortIo, PowerMethods};
 
 /// How the platform reaches a console's registers once kernel-core has
@@ -72,6 +73,8 @@ pub struct Kernel {
     pub frames: FrameAllocator,
     /// Device register window.
     pub device_memory: DeviceMemory,
+    /// Kernel stacks with guard pages.
+    pub stacks: KernelStacks,
     /// What ACPI said.
     pub acpi: AcpiSummary,
     /// The console in use.
@@ -105,6 +108,7 @@ impl Kernel {
             arch: self.arch,
             loader_name: self.boot.loader_name,
             loader_version: self.boot.loader_version,
+            cpus: smp::online_cpus(),
             memory_mib: self.boot.memory_map.ram_bytes() >> 20,
             boot_ms: self.millis_since_entry(),
             console,
@@ -207,12 +211,23 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     let mut cpu: FixedString<96> = FixedString::new();
     let _ = A::describe(&mut cpu);
     log::info!("cpu: {}", cpu.as_str());
+    let mut stacks = KernelStacks::new(boot.hhdm_offset);
+    let online = smp::start_secondaries::<A>(
+        &acpi.cpus,
+        acpi.psci,
+        &boot.memory_map,
+        boot.hhdm_offset,
+        &mut frames,
+        &mut stacks,
+    );
+    log::info!("smp: {online} of {} CPUs online", acpi.cpus.len().max(1));
 
     Kernel {
         arch: A::NAME,
         boot,
         frames,
         device_memory,
+        stacks,
         acpi,
         console,
         interrupts,
