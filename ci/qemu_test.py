@@ -57,6 +57,11 @@ SLEEP_LINE = r"^stratus: sleep requested_ms=100 measured_us=\d+$"
 STORM_LINE = r"^stratus: irq-storm .*\blost=\d+ .*$"
 STORM_HANDLER_LOG = r"storm: tick 1000 logged from the timer interrupt$"
 IPI_LINE = r"^stratus: ipi target=0x[0-9a-f]+ id=\d+ delivered=yes "
+# The PIT's ISA IRQ 0 arrives at GSI 2 through the MADT's interrupt source override (QEMU
+# q35 and pc both have it); 1 kHz for 200 ms must give 150..250 interrupts.
+ISA_ROUTED = r"irq: Isa\(0\) -> GSI 2 \(Edge, active High\) as vector 0x[0-9a-f]+ on APIC \d+$"
+ISA_LINE = r"^stratus: isa-irq irq=0 vector=\d+ interrupts=\d+ window_ms=\d+$"
+ISA_BOUNDS = {"interrupts": (150, 250)}
 IRQ_READY = r"^stratus: ready .*\birq=(x2apic|xapic|gicv3) timer=(tsc-deadline|lapic-oneshot|cntv)$"
 # Tolerances (TCG on a loaded 2-core machine is noisy; these still catch a broken timer):
 # the 1 kHz timer's measured rate within +-20 %; a 100 ms sleep measures 100..150 ms;
@@ -85,6 +90,7 @@ IMAGES = {
     "sleep": ("exit=qemu test=sleep", "ok"),
     "irq-storm": ("exit=qemu test=irq-storm", "ok"),
     "ipi": ("exit=qemu test=ipi", "ok"),
+    "isa-irq": ("exit=qemu test=isa-irq", "ok"),
     "hello": ("exit=qemu", "hello"),
     "no-kernel": ("exit=qemu", "missing"),
     "garbled-kernel": ("exit=qemu", "garbled"),
@@ -181,6 +187,12 @@ CASES = [
          forbid=KERNEL_TROUBLE, exit="success", timeout=150, bounds=STORM_BOUNDS),
     dict(name="ipi-self", image="ipi", expect=[IRQ_UP, IPI_LINE, IRQ_READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=120),
+    dict(name="isa-irq", image="isa-irq", arches=["x86_64"],
+         expect=[IRQ_UP, ISA_ROUTED, ISA_LINE, IRQ_READY], forbid=KERNEL_TROUBLE,
+         exit="success", timeout=120, bounds=ISA_BOUNDS),
+    dict(name="isa-irq-pc", image="isa-irq", arches=["x86_64"], machine="pc",
+         expect=[IRQ_UP, ISA_ROUTED, ISA_LINE, IRQ_READY], forbid=KERNEL_TROUBLE,
+         exit="success", timeout=120, bounds=ISA_BOUNDS),
     # A GICv2 machine: a clear message, then the kernel goes on without interrupts.
     dict(name="gicv2-no-interrupts", image="sleep", arches=["aarch64"],
          machine="virt,gic-version=2",

@@ -217,6 +217,10 @@ impl InterruptController for ApicController {
             u8::try_from(self.lapic.id()).map_err(|_| InterruptError::BadId(self.lapic.id()))?;
         self.io_apic_for(gsi)?
             .route(gsi, vector, trigger, polarity, destination);
+        log::info!(
+            target: "irq",
+            "{line:?} -> GSI {gsi} ({trigger:?}, active {polarity:?}) as vector {vector:#x} on APIC {destination}"
+        );
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 //! Every figure comes from the monotonic clock (TSC / CNTVCT) and from
 //! counts kept by the timer callbacks, which run in the timer interrupt.
 
-use crate::platform::kernel_core::__arch::InterruptId;
+use crate::platform::kernel_core::__arch::{self as platform_arch, InterruptId, InterruptLine};
 use crate::platform::kernel_core::{irq, logger, time, timer};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
@@ -224,5 +224,44 @@ pub fn latency_bench() {
         "stratus: bench irq_latency_samples={n} irq_latency_median_ticks={median} irq_latency_p99_ticks={p99} irq_latency_median_ns={} irq_latency_p99_ns={}\n",
         ns(median),
         ns(p99)
+    ));
+}
+
+static PIT_IRQS: AtomicU64 = AtomicU64::new(0);
+
+fn on_pit(_id: InterruptId) {
+    PIT_IRQS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// `test=isa-irq` (x86): the legacy PIT on ISA IRQ 0, which the MADT's
+/// interrupt source override sends to another GSI (2 on QEMU), programmed
+/// at 1 kHz for 200 ms: a device line through the I/O APIC.
+pub fn isa_irq(port_io: Option<platform_arch::PortIo>) {
+    const PIT_HZ: u32 = 1_193_182;
+    const RATE_HZ: u32 = 1000;
+    let (Some(io), Some(interrupts)) = (port_io, irq::interrupts()) else {
+        return missing();
+    };
+    let id = match interrupts.request_line(InterruptLine::Isa(0), on_pit) {
+        Ok(id) => id,
+        Err(e) => return log::error!("test: ISA IRQ 0: {e}"),
+    };
+    // Channel 0, lobyte/hibyte, mode 2 (rate generator).
+    let divisor = PIT_HZ / RATE_HZ;
+    (io.write_u8)(0x43, 0x34);
+    (io.write_u8)(0x40, (divisor & 0xff) as u8);
+    (io.write_u8)(0x40, (divisor >> 8) as u8);
+    let start = timer::now_ticks().unwrap_or(0);
+    let _ = timer::sleep(Duration::from_millis(200));
+    let count = PIT_IRQS.load(Ordering::Relaxed);
+    let elapsed = timer::now_ticks().unwrap_or(start) - start;
+    // Back to a one-shot that never fires again, and the line masked.
+    (io.write_u8)(0x43, 0x30);
+    let _ = interrupts.release_line(InterruptLine::Isa(0), id);
+    let hz = time::ticks_per_second().unwrap_or(1);
+    logger::write_raw(format_args!(
+        "stratus: isa-irq irq=0 vector={} interrupts={count} window_ms={}\n",
+        id.0,
+        micros(elapsed, hz) / 1000
     ));
 }

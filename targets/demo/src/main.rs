@@ -9,7 +9,8 @@
 //! on x86, PSCI on aarch64), and `exit=qemu` powers off right after the
 //! ready line (with QEMU's exit devices carrying the status). Interrupt
 //! checks (see `interrupt_tests`): `test=timer`, `test=sleep`,
-//! `test=irq-storm`, `test=ipi`, and `bench=irq-latency`.
+//! `test=irq-storm`, `test=ipi`, `test=isa-irq` (x86), and
+//! `bench=irq-latency`.
 #![no_std]
 #![no_main]
 
@@ -21,7 +22,7 @@ use platform_x86_64 as platform;
 mod interrupt_tests;
 
 use platform::Kernel;
-use platform::kernel_core::__arch::ExitStatus;
+use platform::kernel_core::__arch::{Arch, ExitStatus};
 
 platform::kernel_main!(main);
 
@@ -60,6 +61,7 @@ fn main(mut kernel: Kernel) -> ! {
         Some("sleep") => interrupt_tests::sleep_100ms(),
         Some("irq-storm") => interrupt_tests::storm(),
         Some("ipi") => interrupt_tests::self_ipi(),
+        Some("isa-irq") => interrupt_tests::isa_irq(<platform::Arch as Arch>::port_io()),
         Some(other) => log::warn!("unknown test '{other}' ignored"),
         None => {}
     }
