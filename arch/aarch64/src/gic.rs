@@ -25,13 +25,9 @@ use stratus_arch::{
 const GICD_LEN: u64 = 0x10000;
 /// `GICD_PIDR2`: architecture revision in bits 7:4.
 const GICD_PIDR2: u64 = 0xffe8;
-/// One GICv3 redistributor (RD_base + SGI_base); GICv4 adds two VLPI frames.
-const GICR_V3_STRIDE: u64 = 0x20000;
-const GICR_V4_STRIDE: u64 = 0x40000;
-/// `GICR_TYPER` (64-bit) offset and its fields.
+use crate::redistributor_walk::{self, GICR_V3_STRIDE};
+/// `GICR_TYPER` (64-bit) offset.
 const GICR_TYPER: u64 = 0x8;
-const GICR_TYPER_VLPIS: u64 = 1 << 1;
-const GICR_TYPER_LAST: u64 = 1 << 4;
 /// Priority given to every enabled interrupt (the crate's default).
 const PRIORITY: u8 = 0x80;
 
@@ -62,21 +58,11 @@ fn find_redistributor(
     map: &mut MapRegisters<'_>,
 ) -> Result<u64, InterruptError> {
     for &(phys, len) in regions {
-        let virt = map(phys, len.max(GICR_V3_STRIDE)).map_err(InterruptError::Map)?;
-        let mut offset = 0;
-        while offset + GICR_V3_STRIDE <= len.max(GICR_V3_STRIDE) {
-            let typer = read_u64(virt + offset + GICR_TYPER);
-            if (typer >> 32) as u32 == affinity {
-                return Ok(virt + offset);
-            }
-            if typer & GICR_TYPER_LAST != 0 {
-                break;
-            }
-            offset += if typer & GICR_TYPER_VLPIS != 0 {
-                GICR_V4_STRIDE
-            } else {
-                GICR_V3_STRIDE
-            };
+        let len = len.max(GICR_V3_STRIDE);
+        let virt = map(phys, len).map_err(InterruptError::Map)?;
+        let typer_at = |offset: u64| read_u64(virt + offset + GICR_TYPER);
+        if let Some(offset) = redistributor_walk::find(len, affinity, typer_at) {
+            return Ok(virt + offset);
         }
     }
     Err(InterruptError::NoRedistributor)

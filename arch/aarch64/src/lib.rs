@@ -9,7 +9,8 @@
 //! kernel-core, and the virtual generic timer as deadline timer.
 //!
 //! The table walker ([`table_walk`]), the descriptor layout
-//! ([`descriptor`]), the syndrome decoding ([`syndrome`]) and the CPU naming
+//! ([`descriptor`]), the redistributor search ([`redistributor_walk`]), the
+//! syndrome decoding ([`syndrome`]) and the CPU naming
 //! ([`cpu_info`]) are pure and build and test on any host; the modules that
 //! execute aarch64 instructions, and the [`stratus_arch::Arch`]
 //! implementation itself, exist only when compiling for aarch64.
@@ -17,6 +18,7 @@
 
 pub mod cpu_info;
 pub mod descriptor;
+pub mod redistributor_walk;
 pub mod secondary_tables;
 pub mod syndrome;
 pub mod table_walk;
