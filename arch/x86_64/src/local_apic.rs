@@ -47,7 +47,7 @@ pub const SPURIOUS_VECTOR: u8 = 0xff;
 /// ICR delivery status (xAPIC: the previous IPI is still being sent).
 const ICR_SEND_PENDING: u32 = 1 << 12;
 /// ICR level assert.
-const ICR_ASSERT: u32 = 1 << 14;
+pub const ICR_ASSERT: u32 = 1 << 14;
 /// Polls of the ICR delivery status before giving up.
 const ICR_POLLS: u32 = 100_000;
 
@@ -152,20 +152,27 @@ impl LocalApic {
 
     /// Sends fixed interrupt `vector` to the CPU with APIC id `target`.
     pub fn send_ipi(self, target: u32, vector: u8) -> Result<(), InterruptError> {
-        let low = u32::from(vector) | ICR_ASSERT;
+        self.send_command(target, u32::from(vector) | ICR_ASSERT)
+    }
+
+    /// Writes the interrupt command register for the CPU with APIC id
+    /// `target`: `command` holds the vector, delivery mode and level bits
+    /// (SDM 11.6.1). In xAPIC mode the target must fit 8 bits and the wait
+    /// for the delivery status to clear is bounded.
+    pub fn send_command(self, target: u32, command: u32) -> Result<(), InterruptError> {
         match self {
             LocalApic::X2Apic => {
                 // SAFETY: the x2APIC ICR MSR; one write sends the IPI.
                 unsafe {
                     Msr::new(X2APIC_MSR_BASE + ICR_LOW / 16)
-                        .write((u64::from(target) << 32) | u64::from(low))
+                        .write((u64::from(target) << 32) | u64::from(command))
                 };
                 Ok(())
             }
             LocalApic::XApic { .. } => {
                 let target = u8::try_from(target).map_err(|_| InterruptError::BadId(target))?;
                 self.write(ICR_HIGH, u32::from(target) << 24);
-                self.write(ICR_LOW, low);
+                self.write(ICR_LOW, command);
                 for _ in 0..ICR_POLLS {
                     if self.read(ICR_LOW) & ICR_SEND_PENDING == 0 {
                         return Ok(());
