@@ -58,8 +58,10 @@ pub fn set_dispatcher(dispatch: fn(InterruptId)) {
     DISPATCH.call_once(|| dispatch);
 }
 
+/// Until a dispatcher is installed: acknowledged and ended, so that a level
+/// interrupt cannot fire forever.
+fn ignore(_id: InterruptId) {}
+
 extern "C" fn interrupt_entry() {
-    if let Some(&dispatch) = DISPATCH.get() {
-        gic::handle_pending(dispatch);
-    }
+    gic::handle_pending(DISPATCH.get().copied().unwrap_or(ignore));
 }
