@@ -489,5 +489,9 @@ fn interrupt_hardware_from_qemu_tables() {
         other => panic!("{other:?}"),
     }
     // No MADT: no controller.
-    assert!(InterruptTables::from_tables(None, None).hardware().is_none());
+    assert!(
+        InterruptTables::from_tables(None, None)
+            .hardware()
+            .is_none()
+    );
 }
