@@ -126,6 +126,7 @@ IMAGES = {
     "reset": ("exit=qemu test=reset", "ok"),
     "stack-guard": ("exit=qemu test=stack-guard", "ok"),
     "power-off": ("test=power-off", "ok"),
+    "power-off-cpu1": ("test=power-off-cpu1", "ok"),
     "acpi-dump": ("exit=qemu acpi=dump", "ok"),
     "timer": ("exit=qemu test=timer", "ok"),
     "ipi-all": ("exit=qemu test=ipi-all", "ok"),
@@ -183,6 +184,10 @@ CASES = [
     dict(name="power-off-pc", image="power-off", arches=["x86_64"], machine="pc",
          expect=[r"acpi: mcfg none$", r"acpi: missing: MCFG$", S5_FOUND, READY, POWER_OFF, S5_USED], forbid=KERNEL_TROUBLE + [r"halted"],
          exit="power-off", timeout=90),
+    # Power-off from a secondary CPU while the boot CPU waits (ACPI S5 / PSCI from CPU 1).
+    dict(name="power-off-cpu1", image="power-off-cpu1", extra=["-smp", "2"],
+         expect=[READY, r"test: powering off from cpu 1$"],
+         forbid=KERNEL_TROUBLE + [r"halted", r"did not power"], exit="power-off", timeout=90),
     dict(name="power-off", image="power-off", arches=["aarch64"],
          expect=[READY, POWER_OFF], forbid=KERNEL_TROUBLE + [r"halted"],
          exit="power-off", timeout=90),

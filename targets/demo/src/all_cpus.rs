@@ -4,7 +4,8 @@
 //! figures that the QEMU tests bound.
 
 use crate::platform::Arch;
-use crate::platform::kernel_core::{cpu_local, logger, smp, time, timer};
+use crate::platform::kernel_core::__arch::ExitStatus;
+use crate::platform::kernel_core::{cpu_local, logger, panic, smp, time, timer};
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 use timer::TimerEvent;
@@ -135,4 +136,64 @@ pub fn storm_all() {
         "stratus: irq-storm-all cpus={} rate_hz={RATE_HZ} expected_ticks={expected} lost={lost}\n",
         cpus()
     ));
+}
+
+const IPI_SAMPLES: usize = 1000;
+/// When CPU 1 entered the call IPI's handler, per sample.
+static IPI_RECEIVED: AtomicU64 = AtomicU64::new(0);
+
+fn record_receipt(cpu: usize) {
+    if cpu == 1 {
+        IPI_RECEIVED.store(timer::now_ticks().unwrap_or(0), Ordering::Relaxed);
+    }
+}
+
+/// `bench=ipi-latency`: a call IPI from the boot CPU to CPU 1, 1000 times:
+/// send to handler entry on CPU 1 (the counters of all CPUs count together:
+/// TSC / CNTVCT), median and 99th percentile in ticks and ns.
+pub fn ipi_latency_bench() {
+    let Some(hz) = time::ticks_per_second() else {
+        return log::error!("bench: no clock");
+    };
+    if cpus() < 2 {
+        return log::warn!("bench: ipi-latency needs a second CPU");
+    }
+    let mut samples = [0u64; IPI_SAMPLES];
+    let mut n = 0;
+    for sample in &mut samples {
+        IPI_RECEIVED.store(0, Ordering::Relaxed);
+        let sent = timer::now_ticks().unwrap_or(0);
+        smp::call_on_others::<Arch>(record_receipt);
+        let received = IPI_RECEIVED.load(Ordering::Relaxed);
+        if received != 0 {
+            *sample = received.saturating_sub(sent);
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return log::error!("bench: no IPI reached CPU 1");
+    }
+    let samples = &mut samples[..n];
+    samples.sort_unstable();
+    let (median, p99) = (samples[n / 2], samples[(n * 99 / 100).min(n - 1)]);
+    let ns = |ticks: u64| (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64;
+    logger::write_raw(format_args!(
+        "stratus: bench ipi_latency_samples={n} ipi_latency_median_ticks={median} ipi_latency_p99_ticks={p99} ipi_latency_median_ns={} ipi_latency_p99_ns={}\n",
+        ns(median),
+        ns(p99)
+    ));
+}
+
+fn power_off_here(cpu: usize) {
+    if cpu == 1 {
+        log::info!("test: powering off from cpu {cpu}");
+        panic::stop(ExitStatus::Success);
+    }
+}
+
+/// `test=power-off-cpu1`: the machine is powered off by CPU 1 (in its call
+/// IPI's handler) while the boot CPU waits: power-off works from any CPU.
+pub fn power_off_from_cpu1() {
+    smp::call_on_others::<Arch>(power_off_here);
+    log::error!("test: cpu 1 did not power the machine off");
 }

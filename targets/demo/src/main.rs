@@ -10,7 +10,9 @@
 //! ready line (with QEMU's exit devices carrying the status). Interrupt
 //! checks (see `interrupt_tests`): `test=timer`, `test=sleep`,
 //! `test=irq-storm`, `test=ipi`, `test=isa-irq` (x86), and
-//! `bench=irq-latency`.
+//! `bench=irq-latency`. Every-CPU checks (see `all_cpus`): `test=ipi-all`,
+//! `test=timer-all`, `test=irq-storm-all`, `test=power-off-cpu1`, and
+//! `bench=ipi-latency`.
 #![no_std]
 #![no_main]
 
@@ -54,6 +56,10 @@ fn main(mut kernel: Kernel) -> ! {
             let value = unsafe { core::ptr::read_volatile(stack.guard as *const u64) };
             panic!("guard page {:#x} is mapped (read {value:#x})", stack.guard);
         }
+        Some("power-off-cpu1") => {
+            kernel.print_ready_line();
+            all_cpus::power_off_from_cpu1();
+        }
         Some("power-off") => {
             kernel.print_ready_line();
             kernel.shutdown(ExitStatus::Success);
@@ -71,7 +77,11 @@ fn main(mut kernel: Kernel) -> ! {
     }
     kernel.print_ready_line();
     // After the ready line, so that boot_ms is not counted with it.
-    if cmdline.is("bench", "irq-latency") {
+    let bench = cmdline.get("bench").unwrap_or("");
+    if bench.split(',').any(|b| b == "ipi-latency") {
+        all_cpus::ipi_latency_bench();
+    }
+    if bench.split(',').any(|b| b == "irq-latency") {
         interrupt_tests::latency_bench();
     }
     if cmdline.is("exit", "qemu") {
