@@ -206,7 +206,7 @@ CASES = [
          expect=[r"smp: 1 of 1 CPUs online$", r"^stratus: ready .*\bcpus=1\b"],
          forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
     dict(name="smp-4", image="ready", extra=["-smp", "4"],
-         expect=[r"smp: cpu \d online \(hardware id 0x\d\)$"] * 3
+         expect=[r"smp: cpu \d online \(hardware id 0x\d\), interrupts and timer$"] * 3
                 + [r"smp: 4 of 4 CPUs online$", r"^stratus: ready .*\bcpus=4\b"],
          forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
     dict(name="smp-4-el2", image="ready", arches=["aarch64"], extra=["-smp", "4"],
