@@ -147,7 +147,9 @@ bench: image
 FUZZ_ITERATIONS ?= 300000
 fuzz: setup
 	$(call say,fuzz: $(FUZZ_ITERATIONS) inputs per target (STRATUS_FUZZ_SEED=$${STRATUS_FUZZ_SEED:-0}))
-	@STRATUS_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) cargo test $(CARGO_Q) --release fuzz_ -- --nocapture
+	@STRATUS_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true \
+	    CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true \
+	    cargo test $(CARGO_Q) --release fuzz_ -- --nocapture
 
 clean:
 	$(call say,clean)

@@ -44,6 +44,9 @@ TEST_PANIC = r"^panic: test=panic on the command line at \S+main\.rs:\d+:\d+"
 FAULT_ADDRESS = r"0x0*fffffff0dead0000\b"
 LOADER_NOT_FOUND = r"stratus-loader: error:.*not found"
 LOADER_BAD_ELF = r"stratus-loader: error:.*not a valid ELF"
+LOADER_BAD_PHENTSIZE = LOADER_BAD_ELF + r": e_phentsize is 64, not the size of an ELF64 program header"
+LOADER_ENTRY_DATA = LOADER_BAD_ELF + r": entry point 0x[0-9a-f]+ is in program header \d+, which is not executable"
+LOADER_OFFSET_SKEW = LOADER_BAD_ELF + r": program header \d+: p_offset 0x[0-9a-f]+ and p_vaddr 0x[0-9a-f]+ differ modulo the page size"
 
 # Nothing of these may appear in a case that expects a clean boot / a clean loader error.
 KERNEL_TROUBLE = [PANIC, CPU_EXCEPTION]
@@ -51,7 +54,10 @@ NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
 
 # Images: name -> (command line, kernel variant). Kernel variants: "ok" (the built
 # demo kernel), "hello" (targets/hello, the smallest kernel), "missing" (no /boot/kernel-<arch>), "garbled" (first 64 KiB with the ELF
-# header overwritten), "truncated" (valid ELF header, only the first 4 KiB of the file).
+# header overwritten), "truncated" (valid ELF header, only the first 4 KiB of the file),
+# "phentsize" (e_phentsize 64 instead of 56), "entry-data" (e_entry at the start of the
+# first writable segment), "offset-skew" (the last PT_LOAD's p_offset moved by 8 bytes, so
+# offset and address disagree modulo the page size).
 # "default" is the image `make image` built (STRATUS_IMAGE), used as it is.
 IMAGES = {
     "ready": ("exit=qemu", "ok"),
@@ -62,6 +68,11 @@ IMAGES = {
     "no-kernel": ("exit=qemu", "missing"),
     "garbled-kernel": ("exit=qemu", "garbled"),
     "truncated-kernel": ("exit=qemu", "truncated"),
+    "phentsize-kernel": ("exit=qemu", "phentsize"),
+    "entry-data-kernel": ("exit=qemu", "entry-data"),
+    "offset-skew-kernel": ("exit=qemu", "offset-skew"),
+    # A switch after byte 4096 of the command line must reach the kernel.
+    "long-cmdline": ("pad=" + "x" * 5000 + " exit=qemu", "ok"),
 }
 
 # Extra ACPI tables handed to the firmware with QEMU's -acpitable (QEMU fixes the
@@ -80,6 +91,12 @@ SPCR_TABLES = {
 # or "kill" (the runner stops QEMU once every expected pattern matched; the exit status
 # is not checked).
 # timeout: seconds for the whole case (firmware to kernel entry alone is ~6-7 s on TCG).
+def loader_refusal(name: str, image: str, message: str) -> dict:
+    """A case where our loader must refuse the image's kernel with `message`."""
+    return dict(name=name, image=image, expect=[message], forbid=NO_HANDOFF, exit="kill",
+                timeout=60, our_loader=True)
+
+
 CASES = [
     dict(name="ready", image="ready", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE,
          exit="success", timeout=90),
@@ -101,12 +118,14 @@ CASES = [
          expect=[r"WARN  boot: console: 16550@port:0x3f8 \(SPCR interface type 0x10 is not "
                  r"supported; legacy port\)", READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=90),
-    dict(name="loader-missing-kernel", image="no-kernel", expect=[LOADER_NOT_FOUND],
-         forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
-    dict(name="loader-garbled-kernel", image="garbled-kernel", expect=[LOADER_BAD_ELF],
-         forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
-    dict(name="loader-truncated-kernel", image="truncated-kernel", expect=[LOADER_BAD_ELF],
-         forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
+    loader_refusal("loader-missing-kernel", "no-kernel", LOADER_NOT_FOUND),
+    loader_refusal("loader-garbled-kernel", "garbled-kernel", LOADER_BAD_ELF),
+    loader_refusal("loader-truncated-kernel", "truncated-kernel", LOADER_BAD_ELF),
+    loader_refusal("loader-bad-phentsize", "phentsize-kernel", LOADER_BAD_PHENTSIZE),
+    loader_refusal("loader-entry-not-executable", "entry-data-kernel", LOADER_ENTRY_DATA),
+    loader_refusal("loader-offset-skew", "offset-skew-kernel", LOADER_OFFSET_SKEW),
+    dict(name="long-cmdline", image="long-cmdline", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE,
+         exit="success", timeout=90, our_loader=True),
     dict(name="default-image", image="default", expect=[READY], forbid=KERNEL_TROUBLE,
          exit="kill", timeout=90),
 ]
@@ -119,6 +138,7 @@ import os
 import re
 import select
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -203,11 +223,31 @@ def kernel_variant(arch: str, variant: str) -> str:
         bad = b"NOT-AN-ELF-FILE!" + data[16:64 * 1024]
     elif variant == "truncated":
         bad = data[:4096]
+    elif variant in ("phentsize", "entry-data", "offset-skew"):
+        bad = patched_elf(data, variant)
     else:
         raise ValueError(f"unknown kernel variant {variant!r}")
     path = IMAGE_DIR / f"kernel-{arch}.{variant}"
     path.write_bytes(bad)
     return str(path)
+
+
+def patched_elf(data: bytes, how: str) -> bytes:
+    """The kernel ELF with one header field changed so our loader must refuse it."""
+    elf = bytearray(data)
+    phoff, = struct.unpack_from("<Q", elf, 32)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 54)
+    loads = [phoff + i * phentsize for i in range(phnum)
+             if struct.unpack_from("<I", elf, phoff + i * phentsize)[0] == 1]
+    if how == "phentsize":
+        struct.pack_into("<H", elf, 54, 64)
+    elif how == "entry-data":
+        writable = [ph for ph in loads if struct.unpack_from("<I", elf, ph + 4)[0] & 2]
+        struct.pack_into("<Q", elf, 24, struct.unpack_from("<Q", elf, writable[0] + 16)[0])
+    elif how == "offset-skew":
+        offset, = struct.unpack_from("<Q", elf, loads[-1] + 8)
+        struct.pack_into("<Q", elf, loads[-1] + 8, offset - 8)
+    return bytes(elf)
 
 
 def build_image(name: str, default_image: Path) -> tuple[str, Path, str]:

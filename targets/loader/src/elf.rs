@@ -83,7 +83,7 @@ pub enum ElfError {
     },
     /// An `ET_DYN` file with a `PT_DYNAMIC` segment would need relocations.
     NeedsRelocation,
-    /// `e_phentsize` is smaller than an ELF64 program header.
+    /// `e_phentsize` is not the size of an ELF64 program header (56).
     BadPhentsize {
         /// `e_phentsize` found.
         found: u16,
@@ -161,6 +161,30 @@ pub enum ElfError {
         /// `e_entry`.
         entry: u64,
     },
+    /// The entry point lies in a segment that is not executable.
+    EntryNotExecutable {
+        /// `e_entry`.
+        entry: u64,
+        /// Program header index of the segment holding it.
+        index: usize,
+    },
+    /// The entry point lies in a segment's zero-filled tail (bss), past its file bytes.
+    EntryInBss {
+        /// `e_entry`.
+        entry: u64,
+        /// Program header index of the segment holding it.
+        index: usize,
+    },
+    /// A segment's file offset and address differ modulo the page size, so its
+    /// pages cannot be mapped from the file as they are laid out.
+    OffsetAddressMismatch {
+        /// Program header index.
+        index: usize,
+        /// `p_offset`.
+        offset: u64,
+        /// `p_vaddr`.
+        vaddr: u64,
+    },
     /// The buffer given to [`Executable::load_into`] is smaller than the image.
     BufferTooSmall {
         /// Bytes needed.
@@ -219,7 +243,7 @@ impl fmt::Display for ElfError {
             ),
             Self::BadPhentsize { found } => write!(
                 f,
-                "e_phentsize is {found}, smaller than an ELF64 program header ({PHDR_SIZE})"
+                "e_phentsize is {found}, not the size of an ELF64 program header ({PHDR_SIZE})"
             ),
             Self::ProgramHeadersOutOfFile {
                 offset,
@@ -281,6 +305,24 @@ impl fmt::Display for ElfError {
                     "entry point {entry:#x} is not inside any PT_LOAD segment"
                 )
             }
+            Self::EntryNotExecutable { entry, index } => write!(
+                f,
+                "entry point {entry:#x} is in program header {index}, which is not executable"
+            ),
+            Self::EntryInBss { entry, index } => write!(
+                f,
+                "entry point {entry:#x} is in the zero-filled part (bss) of program header \
+                 {index}, past its file bytes"
+            ),
+            Self::OffsetAddressMismatch {
+                index,
+                offset,
+                vaddr,
+            } => write!(
+                f,
+                "program header {index}: p_offset {offset:#x} and p_vaddr {vaddr:#x} differ \
+                 modulo the page size ({PAGE_SIZE:#x})"
+            ),
             Self::BufferTooSmall { needed, given } => {
                 write!(f, "load buffer is {given} bytes, the image needs {needed}")
             }
@@ -423,7 +465,7 @@ pub fn parse(file: &[u8], arch: Arch) -> Result<Executable, ElfError> {
     let phoff = read_u64(file, 32);
     let phentsize = read_u16(file, 54);
     let phnum = read_u16(file, 56);
-    if usize::from(phentsize) < PHDR_SIZE {
+    if usize::from(phentsize) != PHDR_SIZE {
         return Err(ElfError::BadPhentsize { found: phentsize });
     }
     let table_end = u64::from(phnum)
@@ -494,6 +536,13 @@ pub fn parse(file: &[u8], arch: Arch) -> Result<Executable, ElfError> {
         {
             return Err(ElfError::AddressOverflow { index });
         }
+        if seg.offset % PAGE_SIZE != seg.vaddr % PAGE_SIZE {
+            return Err(ElfError::OffsetAddressMismatch {
+                index,
+                offset: seg.offset,
+                vaddr: seg.vaddr,
+            });
+        }
         if seg.align > 1 && (!seg.align.is_power_of_two() || seg.align > MAX_ALIGN) {
             return Err(ElfError::BadAlignment {
                 index,
@@ -530,9 +579,7 @@ pub fn parse(file: &[u8], arch: Arch) -> Result<Executable, ElfError> {
             }
         }
     }
-    if !loaded.iter().any(|s| entry >= s.vaddr && entry < s.end()) {
-        return Err(ElfError::EntryOutsideSegments { entry });
-    }
+    check_entry(loaded, entry)?;
 
     let min_vaddr = loaded.iter().map(|s| s.vaddr).min().unwrap_or(0);
     let max_end = loaded.iter().map(Segment::end).max().unwrap_or(0);
@@ -553,7 +600,42 @@ pub fn parse(file: &[u8], arch: Arch) -> Result<Executable, ElfError> {
     })
 }
 
+/// Checks that `entry` can start the kernel: inside a loaded segment, which is
+/// executable, and within that segment's file bytes (not its bss, which is zero).
+fn check_entry(segments: &[Segment], entry: u64) -> Result<(), ElfError> {
+    let Some(seg) = segments
+        .iter()
+        .find(|s| entry >= s.vaddr && entry - s.vaddr < s.memsz)
+    else {
+        return Err(ElfError::EntryOutsideSegments { entry });
+    };
+    if !seg.executable() {
+        return Err(ElfError::EntryNotExecutable {
+            entry,
+            index: seg.index,
+        });
+    }
+    if entry - seg.vaddr >= seg.filesz {
+        return Err(ElfError::EntryInBss {
+            entry,
+            index: seg.index,
+        });
+    }
+    Ok(())
+}
+
 impl Executable {
+    /// Checks an entry point other than `e_entry` (the Limine entry point
+    /// request) the same way [`parse`] checks `e_entry`.
+    ///
+    /// # Errors
+    ///
+    /// [`ElfError::EntryOutsideSegments`], [`ElfError::EntryNotExecutable`] or
+    /// [`ElfError::EntryInBss`].
+    pub fn check_entry(&self, entry: u64) -> Result<(), ElfError> {
+        check_entry(self.segments(), entry)
+    }
+
     /// The loadable segments, in program header order.
     #[must_use]
     pub fn segments(&self) -> &[Segment] {
@@ -633,16 +715,15 @@ mod tests {
     const RW: u64 = (PF_R | PF_W) as u64;
     const LOAD: u64 = PT_LOAD as u64;
 
+    fn kernel_phdrs() -> [[u64; 7]; 2] {
+        [
+            [LOAD, RX, 0x1000, BASE, 0x1000, 0x1000, 0x1000],
+            [LOAD, RW, 0x2000, BASE + 0x1000, 0x800, 0x3000, 0x1000],
+        ]
+    }
+
     fn kernel() -> Vec<u8> {
-        build(
-            EM_X86_64,
-            ET_EXEC,
-            BASE + 0x10,
-            &[
-                [LOAD, RX, 0x1000, BASE, 0x1000, 0x1000, 0x1000],
-                [LOAD, RW, 0x2000, BASE + 0x1000, 0x800, 0x3000, 0x1000],
-            ],
-        )
+        build(EM_X86_64, ET_EXEC, BASE + 0x10, &kernel_phdrs())
     }
 
     #[test]
@@ -731,11 +812,19 @@ mod tests {
             parse(&bad, Arch::X86_64),
             Err(ElfError::BadType { found: 1 })
         );
+        for size in [32u16, 55, 57, 64] {
+            let mut bad = file.clone();
+            bad[54..56].copy_from_slice(&size.to_le_bytes());
+            assert_eq!(
+                parse(&bad, Arch::X86_64),
+                Err(ElfError::BadPhentsize { found: size })
+            );
+        }
         let mut bad = file.clone();
-        bad[54] = 32;
+        bad[54] = 64;
         assert_eq!(
-            parse(&bad, Arch::X86_64),
-            Err(ElfError::BadPhentsize { found: 32 })
+            parse(&bad, Arch::X86_64).unwrap_err().to_string(),
+            "e_phentsize is 64, not the size of an ELF64 program header (56)"
         );
         // Program headers cut off by truncation.
         let err = parse(&file[..100], Arch::X86_64).unwrap_err();
@@ -825,7 +914,7 @@ mod tests {
         assert_eq!(
             two(
                 [LOAD, RX, 0x1000, BASE, 0x1000, 0x1000, 0x1000],
-                [LOAD, RX, 0x1000, BASE + 0x800, 0x100, 0x100, 0x1000]
+                [LOAD, RX, 0x1800, BASE + 0x800, 0x100, 0x100, 0x1000]
             ),
             Err(ElfError::Overlap {
                 first: 0,
@@ -860,6 +949,79 @@ mod tests {
         let dynamic = [PT_DYNAMIC as u64, RW, 0x1000, BASE, 0x10, 0x10, 8];
         let err = parse(&build(EM_X86_64, ET_DYN, BASE, &[p, dynamic]), Arch::X86_64);
         assert_eq!(err, Err(ElfError::NeedsRelocation));
+    }
+
+    #[test]
+    fn entry_must_be_in_executable_file_bytes() {
+        let file = |entry| build(EM_X86_64, ET_EXEC, entry, &kernel_phdrs());
+        assert!(parse(&file(BASE + 0xfff), Arch::X86_64).is_ok());
+        // In the writable data segment's file bytes, then in its bss.
+        let err = parse(&file(BASE + 0x1000), Arch::X86_64).unwrap_err();
+        assert_eq!(
+            err,
+            ElfError::EntryNotExecutable {
+                entry: BASE + 0x1000,
+                index: 1
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "entry point 0xffffffff80001000 is in program header 1, which is not executable"
+        );
+        assert_eq!(
+            parse(&file(BASE + 0x2000), Arch::X86_64),
+            Err(ElfError::EntryNotExecutable {
+                entry: BASE + 0x2000,
+                index: 1
+            })
+        );
+        // An executable segment whose tail is bss.
+        let rwx_bss = [LOAD, RX, 0x1000, BASE, 0x800, 0x2000, 0x1000];
+        let exe = build(EM_X86_64, ET_EXEC, BASE + 0x900, &[rwx_bss]);
+        let err = parse(&exe, Arch::X86_64).unwrap_err();
+        assert_eq!(
+            err,
+            ElfError::EntryInBss {
+                entry: BASE + 0x900,
+                index: 0
+            }
+        );
+        assert!(err.to_string().contains("zero-filled part (bss)"));
+        // The Limine entry point request goes through the same check.
+        let exe = parse(&file(BASE), Arch::X86_64).unwrap();
+        assert!(exe.check_entry(BASE + 0x20).is_ok());
+        assert!(matches!(
+            exe.check_entry(BASE + 0x1800),
+            Err(ElfError::EntryNotExecutable { .. })
+        ));
+        assert!(matches!(
+            exe.check_entry(BASE + 0x9000),
+            Err(ElfError::EntryOutsideSegments { .. })
+        ));
+    }
+
+    #[test]
+    fn offset_and_address_must_agree_modulo_the_page_size() {
+        let seg = [LOAD, RX, 0x1010, BASE, 0x100, 0x100, 0x1000];
+        let err = parse(&build(EM_X86_64, ET_EXEC, BASE, &[seg]), Arch::X86_64).unwrap_err();
+        assert_eq!(
+            err,
+            ElfError::OffsetAddressMismatch {
+                index: 0,
+                offset: 0x1010,
+                vaddr: BASE
+            }
+        );
+        assert!(err.to_string().contains("differ modulo the page size"));
+        // Same remainder, different pages: fine.
+        let seg = [LOAD, RX, 0x1010, BASE + 0x5010, 0x100, 0x100, 0x1000];
+        assert!(
+            parse(
+                &build(EM_X86_64, ET_EXEC, BASE + 0x5010, &[seg]),
+                Arch::X86_64
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -42,7 +42,7 @@ use stratus_loader::memory_map::{
 use stratus_loader::paging::{self, AddressSpace, FramePool, KernelSegment, Plan};
 use stratus_loader::requests::{self, Feature, Request};
 use stratus_loader::responses::{self, Arena, Block, FileInfo, MemmapSlot};
-use stratus_loader::{Arch, MAX_CMDLINE, PAGE_SIZE, align_down, align_up, command_line, fdt};
+use stratus_loader::{Arch, PAGE_SIZE, align_down, align_up, command_line, fdt};
 use uefi::boot::{self, MemoryType};
 use uefi::mem::memory_map::MemoryMap;
 use uefi::runtime::{self, ResetType};
@@ -171,18 +171,20 @@ fn boot_kernel(start: u64) -> Result<Infallible, LoaderError> {
     arch::check_cpu()?;
 
     // 1. The kernel file and the command line, from the loader's own volume.
-    let (mut kernel, cmdline_raw, cmdline_len) = {
+    let (mut kernel, mut cmdline_file) = {
         let mut fs = boot::get_image_file_system(boot::image_handle())
             .map_err(|e| LoaderError::Volume(e.status()))?;
         let mut root = fs
             .open_volume()
             .map_err(|e| LoaderError::Volume(e.status()))?;
         let kernel = files::read_kernel(&mut root, paths::KERNEL, paths::KERNEL_DISPLAY)?;
-        let mut buf = [0u8; MAX_CMDLINE];
-        let n = files::read_optional(&mut root, CMDLINE, CMDLINE_DISPLAY, &mut buf)?;
-        (kernel, buf, n)
+        let cmdline = files::read_cmdline(&mut root, CMDLINE, CMDLINE_DISPLAY)?;
+        (kernel, cmdline)
     };
-    let cmdline = command_line(&cmdline_raw[..cmdline_len]);
+    let cmdline = match cmdline_file.as_mut() {
+        Some(f) => command_line(&f.pages.bytes()[..f.size]),
+        None => &[],
+    };
     let file_phys = kernel.pages.phys();
     let file_size = kernel.size;
     let file: &[u8] = &kernel.pages.bytes()[..file_size];
@@ -226,13 +228,7 @@ fn boot_kernel(start: u64) -> Result<Infallible, LoaderError> {
     let mut entry = exe.entry;
     if let Some(r) = scan.find(Feature::EntryPoint) {
         let e = requests::extra(img, r, 0).unwrap_or(0);
-        let inside = exe
-            .segments()
-            .iter()
-            .any(|s| e >= s.vaddr && e - s.vaddr < s.memsz);
-        if !inside {
-            return Err(LoaderError::EntryPoint(e));
-        }
+        exe.check_entry(e).map_err(LoaderError::EntryPoint)?;
         entry = e;
     }
 
