@@ -121,6 +121,9 @@ timeout: 0
     kernel_path: boot():/boot/kernel-\${ARCH}
     cmdline: $cmdline
 EOF
+# `nokaslr` on the command line: our loader keeps the kernel at its link address;
+# Limine's spelling of the same is the entry option `kaslr: no`.
+case " $cmdline " in *" nokaslr "*) printf '    kaslr: no\n' >>"$tmp.conf" ;; esac
 put "$tmp.conf" /boot/limine/limine.conf
 put "$tmp.conf" /limine.conf
 

@@ -32,6 +32,10 @@ from __future__ import annotations
 READY = (r"^stratus: ready (?=.*\barch={arch}\b)(?=.*\bloader=\S+)"
          r"(?=.*\bmemory_mib=\d+\b)(?=.*\bboot_ms=\d+\b).*$")
 HANDOFF = r"^stratus-loader: handoff elapsed_us=\d+"
+# The slide our loader chose (KASLR) must be the one the kernel sees in the Limine
+# executable address response (the demo kernel prints it).
+SLIDE_SEEN = (r"^stratus-loader: handoff .*\bkaslr={source} slide=(0x[0-9a-f]+)$[\s\S]*"
+              r"^.*demo: kernel image at virt 0xffffffff[89a-f][0-9a-f]{{7}} .*\(slide \1\)$")
 PANIC = r"^panic: "
 CPU_EXCEPTION = r"CPU exception:"
 # The deliberate read of an unmapped address, named as each architecture names it.
@@ -71,6 +75,7 @@ IMAGES = {
     "phentsize-kernel": ("exit=qemu", "phentsize"),
     "entry-data-kernel": ("exit=qemu", "entry-data"),
     "offset-skew-kernel": ("exit=qemu", "offset-skew"),
+    "nokaslr": ("exit=qemu nokaslr", "ok"),
     # A switch after byte 4096 of the command line must reach the kernel.
     "long-cmdline": ("pad=" + "x" * 5000 + " exit=qemu", "ok"),
 }
@@ -124,6 +129,17 @@ CASES = [
     loader_refusal("loader-bad-phentsize", "phentsize-kernel", LOADER_BAD_PHENTSIZE),
     loader_refusal("loader-entry-not-executable", "entry-data-kernel", LOADER_ENTRY_DATA),
     loader_refusal("loader-offset-skew", "offset-skew-kernel", LOADER_OFFSET_SKEW),
+    # Relocatable kernels: placed at a random slide (from the CPU counter without an RNG,
+    # from EFI_RNG_PROTOCOL with virtio-rng), or at the link address with nokaslr.
+    dict(name="kaslr-counter", image="ready", expect=[SLIDE_SEEN.format(source="counter"), READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90, our_loader=True),
+    dict(name="kaslr-rng", image="ready", extra=["-device", "virtio-rng-pci"],
+         expect=[SLIDE_SEEN.format(source="rng"), READY], forbid=KERNEL_TROUBLE,
+         exit="success", timeout=90, our_loader=True),
+    dict(name="nokaslr", image="nokaslr",
+         expect=[r"^stratus-loader: handoff .* kaslr=off slide=0x0$",
+                 r"demo: kernel image at virt 0xffffffff80000000 .*\(slide 0x0\)$", READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90, our_loader=True),
     dict(name="long-cmdline", image="long-cmdline", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE,
          exit="success", timeout=90, our_loader=True),
     dict(name="default-image", image="default", expect=[READY], forbid=KERNEL_TROUBLE,

@@ -32,7 +32,15 @@ pub fn link_kernel() {
     );
     println!("cargo:rerun-if-changed={}", script.display());
     println!("cargo:rustc-link-arg-bins=-T{}", script.display());
+    // A static position-independent executable: x86_64-unknown-none links one by
+    // default; aarch64-unknown-none compiles with the static relocation model, so
+    // its absolute addresses in read-only data become dynamic relocations there
+    // (`-z notext`), which the loader applies before it maps the kernel.
+    println!("cargo:rustc-link-arg-bins=-pie");
     println!("cargo:rustc-link-arg-bins=--no-dynamic-linker");
+    if arch == "aarch64" {
+        println!("cargo:rustc-link-arg-bins=-znotext");
+    }
     println!("cargo:rustc-link-arg-bins=-znoexecstack");
 }
 

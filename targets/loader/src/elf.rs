@@ -5,8 +5,9 @@
 //! `0xffffffff80000000`, no overlapping segments, no page shared by segments with
 //! different permissions), plus a few more a loader that never panics needs
 //! (every offset and size is bounds- and overflow-checked, the entry point must lie
-//! in a loaded segment). Our kernels are static: an `ET_DYN` file with a
-//! `PT_DYNAMIC` segment (one that would need relocating) is refused.
+//! in a loaded segment, executable, and not in its bss). An `ET_DYN` file
+//! (our kernels are static PIEs) is relocatable: its `PT_DYNAMIC` segment is
+//! recorded for [`crate::reloc`].
 //!
 //! Virtual layout: the image spans `virtual_base..virtual_base + image_size`
 //! (page-aligned), is loaded physically contiguous, and every segment lands at
@@ -81,8 +82,8 @@ pub enum ElfError {
         /// `e_type` found.
         found: u16,
     },
-    /// An `ET_DYN` file with a `PT_DYNAMIC` segment would need relocations.
-    NeedsRelocation,
+    /// More than one `PT_DYNAMIC` segment.
+    SeveralDynamicSegments,
     /// `e_phentsize` is not the size of an ELF64 program header (56).
     BadPhentsize {
         /// `e_phentsize` found.
@@ -237,10 +238,7 @@ impl fmt::Display for ElfError {
             Self::BadType { found } => {
                 write!(f, "e_type is {found}, neither ET_EXEC (2) nor ET_DYN (3)")
             }
-            Self::NeedsRelocation => f.write_str(
-                "ET_DYN executable with a PT_DYNAMIC segment: relocation is not supported, \
-                 link the kernel statically",
-            ),
+            Self::SeveralDynamicSegments => f.write_str("more than one PT_DYNAMIC segment"),
             Self::BadPhentsize { found } => write!(
                 f,
                 "e_phentsize is {found}, not the size of an ELF64 program header ({PHDR_SIZE})"
@@ -401,6 +399,12 @@ pub struct Executable {
     pub scan_start: u64,
     /// End (exclusive) of the scan range, relative to `virtual_base`.
     pub scan_end: u64,
+    /// Whether the file is `ET_DYN` (position independent): the loader may place
+    /// it at another address than it was linked at and then applies its
+    /// relocations (see [`crate::reloc`]).
+    pub relocatable: bool,
+    /// `(p_vaddr, p_memsz)` of the `PT_DYNAMIC` segment of an `ET_DYN` file.
+    pub dynamic: Option<(u64, u64)>,
     segments: [Segment; MAX_SEGMENTS],
     count: usize,
 }
@@ -484,12 +488,16 @@ pub fn parse(file: &[u8], arch: Arch) -> Result<Executable, ElfError> {
     let mut count = 0;
     let mut max_align = PAGE_SIZE;
     let mut last_bss = 0;
+    let mut dynamic = None;
     for index in 0..usize::from(phnum) {
         // In bounds: checked against table_end above.
         let ph = phoff as usize + index * usize::from(phentsize);
         let p_type = read_u32(file, ph);
         if p_type == PT_DYNAMIC && e_type == ET_DYN {
-            return Err(ElfError::NeedsRelocation);
+            if dynamic.is_some() {
+                return Err(ElfError::SeveralDynamicSegments);
+            }
+            dynamic = Some((read_u64(file, ph + 16), read_u64(file, ph + 40)));
         }
         let seg = Segment {
             index,
@@ -595,6 +603,8 @@ pub fn parse(file: &[u8], arch: Arch) -> Result<Executable, ElfError> {
         max_align,
         scan_start,
         scan_end: scan_start + align_down(before_bss, 8),
+        relocatable: e_type == ET_DYN,
+        dynamic,
         segments,
         count,
     })
@@ -634,6 +644,22 @@ impl Executable {
     /// [`ElfError::EntryInBss`].
     pub fn check_entry(&self, entry: u64) -> Result<(), ElfError> {
         check_entry(self.segments(), entry)
+    }
+
+    /// The same executable placed `slide` bytes above its link address: entry
+    /// point, base and segments moved (the image bytes are relocated separately
+    /// with [`crate::reloc::apply`]). The caller keeps the image in the top
+    /// 2 GiB (see [`crate::reloc::choose_slide`]), so nothing wraps.
+    #[must_use]
+    pub fn slid(&self, slide: u64) -> Self {
+        let mut moved = *self;
+        moved.entry = self.entry.wrapping_add(slide);
+        moved.virtual_base = self.virtual_base.wrapping_add(slide);
+        moved.dynamic = self.dynamic.map(|(va, len)| (va.wrapping_add(slide), len));
+        for seg in &mut moved.segments[..moved.count] {
+            seg.vaddr = seg.vaddr.wrapping_add(slide);
+        }
+        moved
     }
 
     /// The loadable segments, in program header order.
@@ -942,13 +968,32 @@ mod tests {
     }
 
     #[test]
-    fn et_dyn_without_dynamic_is_accepted_but_relocations_are_not() {
+    fn et_dyn_is_relocatable_and_records_its_dynamic_segment() {
         let p = [LOAD, RX, 0x1000, BASE, 0x100, 0x100, 0x20_0000];
         let exe = parse(&build(EM_X86_64, ET_DYN, BASE, &[p]), Arch::X86_64).unwrap();
         assert_eq!(exe.max_align, 0x20_0000);
-        let dynamic = [PT_DYNAMIC as u64, RW, 0x1000, BASE, 0x10, 0x10, 8];
-        let err = parse(&build(EM_X86_64, ET_DYN, BASE, &[p, dynamic]), Arch::X86_64);
-        assert_eq!(err, Err(ElfError::NeedsRelocation));
+        assert!(exe.relocatable && exe.dynamic.is_none());
+        let dynamic = [PT_DYNAMIC as u64, RW, 0x1000, BASE + 0x40, 0x20, 0x20, 8];
+        let exe = parse(&build(EM_X86_64, ET_DYN, BASE, &[p, dynamic]), Arch::X86_64).unwrap();
+        assert_eq!(exe.dynamic, Some((BASE + 0x40, 0x20)));
+        let moved = exe.slid(0x20_0000);
+        assert_eq!(moved.entry, BASE + 0x20_0000);
+        assert_eq!(moved.virtual_base, BASE + 0x20_0000);
+        assert_eq!(moved.segments()[0].vaddr, BASE + 0x20_0000);
+        assert_eq!(moved.dynamic, Some((BASE + 0x20_0040, 0x20)));
+        assert_eq!(moved.image_size, exe.image_size);
+        let err = parse(
+            &build(EM_X86_64, ET_DYN, BASE, &[p, dynamic, dynamic]),
+            Arch::X86_64,
+        );
+        assert_eq!(err, Err(ElfError::SeveralDynamicSegments));
+        // A fixed-address executable is not relocatable, PT_DYNAMIC or not.
+        let exe = parse(
+            &build(EM_X86_64, ET_EXEC, BASE, &[p, dynamic]),
+            Arch::X86_64,
+        )
+        .unwrap();
+        assert!(!exe.relocatable && exe.dynamic.is_none());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! the host:
 //!
 //! - [`elf`]: ELF64 executable validation and loading into a buffer.
+//! - [`reloc`]: the slide of a position-independent kernel and its relocations.
 //! - [`requests`]: request/base-revision scanning exactly as Limine 8.x does it.
 //! - [`responses`]: byte-exact layouts of the responses, written into a bump arena.
 //! - [`memory_map`]: UEFI memory descriptors to Limine memory map entries.
@@ -27,6 +28,7 @@ pub mod fdt;
 pub mod memory_map;
 pub mod pages;
 pub mod paging;
+pub mod reloc;
 pub mod requests;
 pub mod responses;
 

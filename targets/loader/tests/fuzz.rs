@@ -1,14 +1,15 @@
 //! Fuzz targets for every loader parser that takes outside input: the kernel ELF
-//! file, the Limine requests in the loaded image, the firmware memory map (and the
+//! file (and its relocations), the Limine requests in the loaded image, the firmware memory map (and the
 //! page tables built from it), the device tree blob, the ACPI tables walked for
 //! I/O APICs and the command-line file. Run by `cargo test` (a short seeded pass)
 //! and `make fuzz` (a long one); see `ci/fuzz`.
 
 use stratus_fuzz::fuzz;
 use stratus_loader::acpi::{self, BytesAt, MAX_IOAPICS};
-use stratus_loader::elf::{self, ET_DYN, ET_EXEC, PF_R, PF_W, PF_X, PT_LOAD};
+use stratus_loader::elf::{self, ET_DYN, ET_EXEC, PF_R, PF_W, PF_X, PT_DYNAMIC, PT_LOAD};
 use stratus_loader::memory_map::{self, EfiRegion, Entry, Options};
 use stratus_loader::paging::{self, AddressSpace, Format, FramePool, KernelSegment, Plan};
+use stratus_loader::reloc;
 use stratus_loader::requests::{self, Feature};
 use stratus_loader::{Arch, PAGE_SIZE, command_line, fdt};
 
@@ -56,8 +57,8 @@ fn elf_kernel(machine: u16, e_type: u16) -> Vec<u8> {
     f[32..40].copy_from_slice(&64u64.to_le_bytes());
     f[52..54].copy_from_slice(&64u16.to_le_bytes());
     f[54..56].copy_from_slice(&56u16.to_le_bytes());
-    f[56..58].copy_from_slice(&2u16.to_le_bytes());
-    let phdrs: [[u64; 7]; 2] = [
+    f[56..58].copy_from_slice(&3u16.to_le_bytes());
+    let phdrs: [[u64; 7]; 3] = [
         [
             PT_LOAD.into(),
             (PF_R | PF_X).into(),
@@ -76,6 +77,15 @@ fn elf_kernel(machine: u16, e_type: u16) -> Vec<u8> {
             0x3000,
             0x1000,
         ],
+        [
+            PT_DYNAMIC.into(),
+            (PF_R | PF_W).into(),
+            0x2400,
+            BASE + 0x1400,
+            0x40,
+            0x40,
+            8,
+        ],
     ];
     for (i, p) in phdrs.iter().enumerate() {
         let o = 64 + i * 56;
@@ -87,6 +97,29 @@ fn elf_kernel(machine: u16, e_type: u16) -> Vec<u8> {
     }
     let block = requests_block();
     f[0x1100..0x1100 + block.len()].copy_from_slice(&block);
+    // Dynamic table at BASE + 0x1400, two RELATIVE relocations right after it.
+    let relative = u64::from(if machine == elf::EM_X86_64 {
+        reloc::R_X86_64_RELATIVE
+    } else {
+        reloc::R_AARCH64_RELATIVE
+    });
+    let dynamic = words(&[
+        reloc::DT_RELA,
+        BASE + 0x1440,
+        reloc::DT_RELASZ,
+        2 * reloc::RELA_SIZE,
+        reloc::DT_RELAENT,
+        reloc::RELA_SIZE,
+        0,
+        0,
+        BASE + 0x1600,
+        relative,
+        BASE + 0x10,
+        BASE + 0x1608,
+        relative,
+        BASE + 0x1000,
+    ]);
+    f[0x2400..0x2400 + dynamic.len()].copy_from_slice(&dynamic);
     f
 }
 
@@ -127,7 +160,7 @@ fn answer_requests(image: &mut [u8], start: usize, end: usize) {
 fn fuzz_elf() {
     let x86 = elf_kernel(elf::EM_X86_64, ET_EXEC);
     let pie = elf_kernel(elf::EM_X86_64, ET_DYN);
-    let arm = elf_kernel(elf::EM_AARCH64, ET_EXEC);
+    let arm = elf_kernel(elf::EM_AARCH64, ET_DYN);
     // The corpus reaches the request scan: every entry is a valid kernel.
     for (file, arch) in [
         (&x86, Arch::X86_64),
@@ -139,6 +172,8 @@ fn fuzz_elf() {
         exe.load_into(file, &mut image).unwrap();
         let scan = requests::scan(&image, exe.scan_start as usize, exe.scan_end as usize);
         assert_eq!(scan.map(|s| s.requests().len()), Ok(4));
+        let applied = reloc::apply(&exe, &mut image, arch, 0x20_0000);
+        assert_eq!(applied, Ok(if exe.relocatable { 2 } else { 0 }));
     }
     fuzz("elf", &[&x86, &pie, &arm], |input| {
         load_kernel(input, Arch::X86_64);

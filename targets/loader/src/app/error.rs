@@ -9,6 +9,7 @@ use stratus_loader::fdt::FdtError;
 use stratus_loader::memory_map::MapFull;
 use stratus_loader::pages::PageRequest;
 use stratus_loader::paging::PagingError;
+use stratus_loader::reloc::RelocError;
 use stratus_loader::requests::ScanError;
 use stratus_loader::responses::ArenaFull;
 use uefi::Status;
@@ -30,6 +31,8 @@ pub enum LoaderError {
     CmdlineTooLarge(&'static str, u64),
     /// The kernel is not an ELF file this loader can boot.
     BadElf(&'static str, ElfError),
+    /// The kernel's relocations cannot be applied.
+    Relocation(&'static str, RelocError),
     /// The kernel's Limine requests cannot be honoured.
     Requests(&'static str, ScanError),
     /// The kernel's paging mode request cannot be met.
@@ -71,7 +74,9 @@ impl LoaderError {
         match self {
             Self::KernelNotFound(_) => Status::NOT_FOUND,
             Self::Volume(s) | Self::KernelRead(_, s) | Self::CmdlineRead(_, s) => *s,
-            Self::BadElf(..) | Self::Requests(..) | Self::EntryPoint(_) => Status::LOAD_ERROR,
+            Self::BadElf(..) | Self::Relocation(..) | Self::Requests(..) | Self::EntryPoint(_) => {
+                Status::LOAD_ERROR
+            }
             Self::KernelTooLarge(..) | Self::CmdlineTooLarge(..) => Status::BAD_BUFFER_SIZE,
             Self::OutOfMemory { .. } | Self::MapFull(_) | Self::Arena(_) => {
                 Status::OUT_OF_RESOURCES
@@ -107,6 +112,9 @@ impl fmt::Display for LoaderError {
                 write!(f, "cannot read command-line file {path} ({s:?})")
             }
             Self::BadElf(path, e) => write!(f, "kernel {path} is not a valid ELF: {e}"),
+            Self::Relocation(path, e) => {
+                write!(f, "kernel {path} cannot be relocated: {e}")
+            }
             Self::Requests(path, e) => {
                 write!(
                     f,

@@ -7,6 +7,7 @@
 //! happen; should one fail anyway, the loader prints on COM1 (x86) and powers off.
 
 mod console;
+mod entropy;
 mod error;
 mod files;
 mod firmware;
@@ -40,6 +41,7 @@ use stratus_loader::memory_map::{
     self, EfiRegion, Entry, LOADER_EXECUTABLE_TYPE, LOADER_RECLAIMABLE_TYPE, Options,
 };
 use stratus_loader::paging::{self, AddressSpace, FramePool, KernelSegment, Plan};
+use stratus_loader::reloc;
 use stratus_loader::requests::{self, Feature, Request};
 use stratus_loader::responses::{self, Arena, Block, FileInfo, MemmapSlot};
 use stratus_loader::{Arch, PAGE_SIZE, align_down, align_up, command_line, fdt};
@@ -152,6 +154,20 @@ fn device_ranges(map: &impl MemoryMap, out: &mut [(u64, u64); MAX_DEVICE_RANGES]
     n
 }
 
+/// How the kernel is placed: its slide and, for the handoff line, why
+/// (`off` for a kernel that is not relocatable or a `nokaslr` command line,
+/// else the entropy source).
+fn placement(exe: &elf::Executable, cmdline: &[u8]) -> (u64, &'static str) {
+    if !exe.relocatable || reloc::max_slide(exe) == 0 {
+        return (0, "none");
+    }
+    if reloc::kaslr_disabled(cmdline) {
+        return (0, "off");
+    }
+    let (bits, source) = entropy::random_u64();
+    (reloc::choose_slide(exe, bits), source.name())
+}
+
 /// Points `request` (if the kernel made it) at a response of 64-bit words.
 fn respond(
     img: &mut [u8],
@@ -191,17 +207,22 @@ fn boot_kernel(start: u64) -> Result<Infallible, LoaderError> {
 
     // 2. ELF validation and loading.
     let bad_elf = |e| LoaderError::BadElf(paths::KERNEL_DISPLAY, e);
-    let exe = elf::parse(file, ARCH).map_err(bad_elf)?;
+    let linked = elf::parse(file, ARCH).map_err(bad_elf)?;
+    let (slide, kaslr) = placement(&linked, cmdline);
     let mut image = Pages::alloc_aligned(
-        exe.image_pages(),
-        exe.max_align,
+        linked.image_pages(),
+        linked.max_align,
         LOADER_EXECUTABLE_TYPE,
         "the kernel image",
     )?;
     let kernel_phys = image.phys();
     let image_len = image.len();
     let img = image.bytes();
-    exe.load_into(file, img).map_err(bad_elf)?;
+    linked.load_into(file, img).map_err(bad_elf)?;
+    reloc::apply(&linked, img, ARCH, slide)
+        .map_err(|e| LoaderError::Relocation(paths::KERNEL_DISPLAY, e))?;
+    // From here on, addresses are where the kernel runs.
+    let exe = linked.slid(slide);
 
     // 3. Requests.
     let scan = requests::scan(img, exe.scan_start as usize, exe.scan_end as usize)
@@ -420,7 +441,7 @@ fn boot_kernel(start: u64) -> Result<Infallible, LoaderError> {
     arch::sync_code(kernel_phys, image_len);
     let end = arch::counter();
     println!(
-        "stratus-loader: handoff elapsed_us={}",
+        "stratus-loader: handoff elapsed_us={} kaslr={kaslr} slide={slide:#x}",
         arch::elapsed_us(start, end)
     );
     EXITED.store(true, core::sync::atomic::Ordering::SeqCst);
