@@ -57,7 +57,8 @@ KERNEL_TROUBLE = [PANIC, CPU_EXCEPTION]
 NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
 
 # Images: name -> (command line, kernel variant). Kernel variants: "ok" (the built
-# demo kernel), "hello" (targets/hello, the smallest kernel), "missing" (no /boot/kernel-<arch>), "garbled" (first 64 KiB with the ELF
+# demo kernel), "hello" (targets/hello, the smallest kernel), "example" (examples/my-kernel,
+# a kernel project outside the workspace built with plain cargo: `make example`), "missing" (no /boot/kernel-<arch>), "garbled" (first 64 KiB with the ELF
 # header overwritten), "truncated" (valid ELF header, only the first 4 KiB of the file),
 # "phentsize" (e_phentsize 64 instead of 56), "entry-data" (e_entry at the start of the
 # first writable segment), "offset-skew" (the last PT_LOAD's p_offset moved by 8 bytes, so
@@ -69,6 +70,7 @@ IMAGES = {
     "panic": ("exit=qemu test=panic", "ok"),
     "reset": ("exit=qemu test=reset", "ok"),
     "hello": ("exit=qemu", "hello"),
+    "example": ("exit=qemu greet=stratus", "example"),
     "no-kernel": ("exit=qemu", "missing"),
     "garbled-kernel": ("exit=qemu", "garbled"),
     "truncated-kernel": ("exit=qemu", "truncated"),
@@ -114,6 +116,10 @@ CASES = [
          exit="reset", timeout=90),
     dict(name="hello-kernel", image="hello",
          expect=[r"hello from {arch}: \d+ usable memory regions", READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90),
+    dict(name="example-kernel", image="example",
+         expect=[r"my-kernel: hello, stratus, from {arch} at 0xffffffff[89a-f][0-9a-f]{7}; "
+                 r"usable [1-9]\d* KiB$", READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=90),
     dict(name="spcr-console", image="ready", arches=["x86_64"], acpi_tables=["spcr-com1"],
          expect=[r"boot: console: 16550@port:0x3f8 from SPCR$", READY], forbid=KERNEL_TROUBLE,
@@ -234,6 +240,8 @@ def kernel_variant(arch: str, variant: str) -> str:
         return "none"
     if variant == "hello":
         return str(qemu.kernel_path(arch, "stratus-hello"))
+    if variant == "example":
+        return str(qemu.kernel_path(arch, "my-kernel"))
     data = real.read_bytes()
     if variant == "garbled":
         bad = b"NOT-AN-ELF-FILE!" + data[16:64 * 1024]

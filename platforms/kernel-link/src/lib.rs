@@ -3,8 +3,11 @@
 //!
 //! For bare-metal builds (`target_os = "none"`) it links the binary with
 //! `platforms/<arch>/kernel.ld`, the layout the Limine-protocol loaders
-//! expect: a static ELF in the top 2 GiB, one PT_LOAD per permission, the
-//! Limine requests kept between their markers. Host builds are left alone.
+//! expect: a static position-independent executable linked in the top 2 GiB
+//! (the loader slides it and applies its relocations), one PT_LOAD per
+//! permission, the Limine requests kept between their markers. It needs no
+//! rustflags, so a kernel crate anywhere builds with plain `cargo build`.
+//! Host builds are left alone.
 
 use std::env;
 use std::path::PathBuf;

@@ -699,37 +699,43 @@ impl Executable {
     }
 }
 
+/// Writes an ELF64 header and program headers (at offset 64) into the start of
+/// `out`, for host tests and fuzz corpora. Each program header is `[p_type,
+/// p_flags, p_offset, p_vaddr (also p_paddr), p_filesz, p_memsz, p_align]`.
+///
+/// # Panics
+///
+/// If `out` is shorter than the headers.
+#[doc(hidden)]
+pub fn write_headers(out: &mut [u8], machine: u16, e_type: u16, entry: u64, phdrs: &[[u64; 7]]) {
+    out[0..4].copy_from_slice(b"\x7fELF");
+    out[4..7].copy_from_slice(&[2, 1, 1]);
+    out[16..18].copy_from_slice(&e_type.to_le_bytes());
+    out[18..20].copy_from_slice(&machine.to_le_bytes());
+    out[20..24].copy_from_slice(&1u32.to_le_bytes());
+    out[24..32].copy_from_slice(&entry.to_le_bytes());
+    out[32..40].copy_from_slice(&(EHDR_SIZE as u64).to_le_bytes());
+    out[52..54].copy_from_slice(&(EHDR_SIZE as u16).to_le_bytes());
+    out[54..56].copy_from_slice(&(PHDR_SIZE as u16).to_le_bytes());
+    out[56..58].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+    for (i, p) in phdrs.iter().enumerate() {
+        let o = EHDR_SIZE + i * PHDR_SIZE;
+        out[o..o + 4].copy_from_slice(&(p[0] as u32).to_le_bytes());
+        out[o + 4..o + 8].copy_from_slice(&(p[1] as u32).to_le_bytes());
+        for (k, v) in [p[2], p[3], p[3], p[4], p[5], p[6]].iter().enumerate() {
+            out[o + 8 + 8 * k..o + 16 + 8 * k].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Builds a minimal ELF64 file: header, program headers, then `payload` at 0x1000.
+    /// Builds a minimal ELF64 file: headers, then numbered bytes from 0x1000 to 0x3000.
     pub(crate) fn build(machine: u16, e_type: u16, entry: u64, phdrs: &[[u64; 7]]) -> Vec<u8> {
         let mut f = vec![0u8; 0x3000];
-        f[0..4].copy_from_slice(b"\x7fELF");
-        f[4] = 2;
-        f[5] = 1;
-        f[6] = 1;
-        f[16..18].copy_from_slice(&e_type.to_le_bytes());
-        f[18..20].copy_from_slice(&machine.to_le_bytes());
-        f[20..24].copy_from_slice(&1u32.to_le_bytes());
-        f[24..32].copy_from_slice(&entry.to_le_bytes());
-        f[32..40].copy_from_slice(&64u64.to_le_bytes());
-        f[52..54].copy_from_slice(&64u16.to_le_bytes());
-        f[54..56].copy_from_slice(&56u16.to_le_bytes());
-        f[56..58].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
-        for (i, p) in phdrs.iter().enumerate() {
-            // [type, flags, offset, vaddr, filesz, memsz, align]
-            let o = 64 + i * 56;
-            f[o..o + 4].copy_from_slice(&(p[0] as u32).to_le_bytes());
-            f[o + 4..o + 8].copy_from_slice(&(p[1] as u32).to_le_bytes());
-            f[o + 8..o + 16].copy_from_slice(&p[2].to_le_bytes());
-            f[o + 16..o + 24].copy_from_slice(&p[3].to_le_bytes());
-            f[o + 24..o + 32].copy_from_slice(&p[3].to_le_bytes());
-            f[o + 32..o + 40].copy_from_slice(&p[4].to_le_bytes());
-            f[o + 40..o + 48].copy_from_slice(&p[5].to_le_bytes());
-            f[o + 48..o + 56].copy_from_slice(&p[6].to_le_bytes());
-        }
+        write_headers(&mut f, machine, e_type, entry, phdrs);
         for (i, b) in f[0x1000..0x3000].iter_mut().enumerate() {
             *b = (i % 251) as u8 + 1;
         }

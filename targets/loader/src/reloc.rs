@@ -342,15 +342,6 @@ mod tests {
     /// A PIE: text at BASE (file 0x1000), data at BASE + 0x1000 (file 0x2000)
     /// holding the dynamic table at +0x0 and the RELA table at +0x100.
     fn pie(machine: u16, dynamic: &[(u64, u64)], relas: &[(u64, u64, u64)]) -> Vec<u8> {
-        let mut f = vec![0u8; 0x3000];
-        f[0..4].copy_from_slice(b"\x7fELF");
-        f[4..7].copy_from_slice(&[2, 1, 1]);
-        f[16..18].copy_from_slice(&ET_DYN.to_le_bytes());
-        f[18..20].copy_from_slice(&machine.to_le_bytes());
-        f[24..32].copy_from_slice(&(BASE + 0x10).to_le_bytes());
-        f[32..40].copy_from_slice(&64u64.to_le_bytes());
-        f[54..56].copy_from_slice(&56u16.to_le_bytes());
-        f[56..58].copy_from_slice(&3u16.to_le_bytes());
         let rx = u64::from(PF_R | PF_X);
         let rw = u64::from(PF_R | PF_W);
         let phdrs = [
@@ -374,14 +365,8 @@ mod tests {
                 8,
             ],
         ];
-        for (i, p) in phdrs.iter().enumerate() {
-            let o = 64 + i * 56;
-            f[o..o + 4].copy_from_slice(&(p[0] as u32).to_le_bytes());
-            f[o + 4..o + 8].copy_from_slice(&(p[1] as u32).to_le_bytes());
-            for (k, v) in [p[2], p[3], p[3], p[4], p[5], p[6]].iter().enumerate() {
-                f[o + 8 + 8 * k..o + 16 + 8 * k].copy_from_slice(&v.to_le_bytes());
-            }
-        }
+        let mut f = vec![0u8; 0x3000];
+        elf::write_headers(&mut f, machine, ET_DYN, BASE + 0x10, &phdrs);
         for (i, (tag, value)) in dynamic.iter().enumerate() {
             let o = 0x2000 + 16 * i;
             f[o..o + 8].copy_from_slice(&tag.to_le_bytes());

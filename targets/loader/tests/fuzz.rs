@@ -47,17 +47,6 @@ fn requests_block() -> Vec<u8> {
 /// An ELF64 kernel: text (with the requests) and data+bss, as our linker
 /// script lays it out.
 fn elf_kernel(machine: u16, e_type: u16) -> Vec<u8> {
-    let mut f = vec![0u8; 0x3000];
-    f[0..4].copy_from_slice(b"\x7fELF");
-    f[4..7].copy_from_slice(&[2, 1, 1]);
-    f[16..18].copy_from_slice(&e_type.to_le_bytes());
-    f[18..20].copy_from_slice(&machine.to_le_bytes());
-    f[20..24].copy_from_slice(&1u32.to_le_bytes());
-    f[24..32].copy_from_slice(&(BASE + 0x10).to_le_bytes());
-    f[32..40].copy_from_slice(&64u64.to_le_bytes());
-    f[52..54].copy_from_slice(&64u16.to_le_bytes());
-    f[54..56].copy_from_slice(&56u16.to_le_bytes());
-    f[56..58].copy_from_slice(&3u16.to_le_bytes());
     let phdrs: [[u64; 7]; 3] = [
         [
             PT_LOAD.into(),
@@ -87,14 +76,8 @@ fn elf_kernel(machine: u16, e_type: u16) -> Vec<u8> {
             8,
         ],
     ];
-    for (i, p) in phdrs.iter().enumerate() {
-        let o = 64 + i * 56;
-        f[o..o + 4].copy_from_slice(&(p[0] as u32).to_le_bytes());
-        f[o + 4..o + 8].copy_from_slice(&(p[1] as u32).to_le_bytes());
-        for (k, v) in [p[2], p[3], p[3], p[4], p[5], p[6]].iter().enumerate() {
-            f[o + 8 + 8 * k..o + 16 + 8 * k].copy_from_slice(&v.to_le_bytes());
-        }
-    }
+    let mut f = vec![0u8; 0x3000];
+    elf::write_headers(&mut f, machine, e_type, BASE + 0x10, &phdrs);
     let block = requests_block();
     f[0x1100..0x1100 + block.len()].copy_from_slice(&block);
     // Dynamic table at BASE + 0x1400, two RELATIVE relocations right after it.
