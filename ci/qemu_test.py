@@ -50,6 +50,9 @@ LOADER_NOT_FOUND = r"stratus-loader: error:.*not found"
 LOADER_BAD_ELF = r"stratus-loader: error:.*not a valid ELF"
 LOADER_BAD_PHENTSIZE = LOADER_BAD_ELF + r": e_phentsize is 64, not the size of an ELF64 program header"
 LOADER_ENTRY_DATA = LOADER_BAD_ELF + r": entry point 0x[0-9a-f]+ is in program header \d+, which is not executable"
+LOADER_RELOC_TYPE = (r"stratus-loader: error: kernel \S+ cannot be relocated: relocation 0 has type "
+                     r"(1 \(R_X86_64_64\); only R_X86_64_RELATIVE|257 \(R_AARCH64_ABS64\); only "
+                     r"R_AARCH64_RELATIVE) is supported")
 LOADER_OFFSET_SKEW = LOADER_BAD_ELF + r": program header \d+: p_offset 0x[0-9a-f]+ and p_vaddr 0x[0-9a-f]+ differ modulo the page size"
 
 # Nothing of these may appear in a case that expects a clean boot / a clean loader error.
@@ -62,7 +65,8 @@ NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
 # header overwritten), "truncated" (valid ELF header, only the first 4 KiB of the file),
 # "phentsize" (e_phentsize 64 instead of 56), "entry-data" (e_entry at the start of the
 # first writable segment), "offset-skew" (the last PT_LOAD's p_offset moved by 8 bytes, so
-# offset and address disagree modulo the page size).
+# offset and address disagree modulo the page size), "reloc-type" (the first relocation
+# made an absolute symbol relocation).
 # "default" is the image `make image` built (STRATUS_IMAGE), used as it is.
 IMAGES = {
     "ready": ("exit=qemu", "ok"),
@@ -77,6 +81,7 @@ IMAGES = {
     "phentsize-kernel": ("exit=qemu", "phentsize"),
     "entry-data-kernel": ("exit=qemu", "entry-data"),
     "offset-skew-kernel": ("exit=qemu", "offset-skew"),
+    "reloc-type-kernel": ("exit=qemu", "reloc-type"),
     "nokaslr": ("exit=qemu nokaslr", "ok"),
     # A switch after byte 4096 of the command line must reach the kernel.
     "long-cmdline": ("pad=" + "x" * 5000 + " exit=qemu", "ok"),
@@ -135,6 +140,7 @@ CASES = [
     loader_refusal("loader-bad-phentsize", "phentsize-kernel", LOADER_BAD_PHENTSIZE),
     loader_refusal("loader-entry-not-executable", "entry-data-kernel", LOADER_ENTRY_DATA),
     loader_refusal("loader-offset-skew", "offset-skew-kernel", LOADER_OFFSET_SKEW),
+    loader_refusal("loader-reloc-type", "reloc-type-kernel", LOADER_RELOC_TYPE),
     # Relocatable kernels: placed at a random slide (from the CPU counter without an RNG,
     # from EFI_RNG_PROTOCOL with virtio-rng), or at the link address with nokaslr.
     dict(name="kaslr-counter", image="ready", expect=[SLIDE_SEEN.format(source="counter"), READY],
@@ -247,7 +253,7 @@ def kernel_variant(arch: str, variant: str) -> str:
         bad = b"NOT-AN-ELF-FILE!" + data[16:64 * 1024]
     elif variant == "truncated":
         bad = data[:4096]
-    elif variant in ("phentsize", "entry-data", "offset-skew"):
+    elif variant in ("phentsize", "entry-data", "offset-skew", "reloc-type"):
         bad = patched_elf(data, variant)
     else:
         raise ValueError(f"unknown kernel variant {variant!r}")
@@ -271,6 +277,21 @@ def patched_elf(data: bytes, how: str) -> bytes:
     elif how == "offset-skew":
         offset, = struct.unpack_from("<Q", elf, loads[-1] + 8)
         struct.pack_into("<Q", elf, loads[-1] + 8, offset - 8)
+    elif how == "reloc-type":
+        # The first RELA entry becomes an absolute symbol relocation (R_X86_64_64,
+        # R_AARCH64_ABS64), which a static PIE never has.
+        def file_offset(vaddr: int) -> int:
+            for ph in loads:
+                off, va, _, size = struct.unpack_from("<QQQQ", elf, ph + 8)
+                if va <= vaddr < va + size:
+                    return off + vaddr - va
+            raise ValueError(f"{vaddr:#x} is in no PT_LOAD")
+        dynamic = [phoff + i * phentsize for i in range(phnum)
+                   if struct.unpack_from("<I", elf, phoff + i * phentsize)[0] == 2][0]
+        dyn_off, = struct.unpack_from("<Q", elf, dynamic + 8)
+        tags = dict(iter(struct.iter_unpack("<QQ", elf[dyn_off:dyn_off + 0x200])))
+        machine, = struct.unpack_from("<H", elf, 18)
+        struct.pack_into("<I", elf, file_offset(tags[7]) + 8, 1 if machine == 62 else 257)
     return bytes(elf)
 
 
