@@ -88,7 +88,8 @@ impl Arch {
     }
 
     /// Start of the higher half direct map under 4-level paging, as Limine 8.x
-    /// chooses it (no randomisation: our kernels are not relocatable).
+    /// chooses it when it does not randomise it (it randomises it only for a
+    /// relocatable kernel that makes a paging-mode request, which ours do not).
     #[must_use]
     pub const fn hhdm_offset(self) -> u64 {
         match self {
