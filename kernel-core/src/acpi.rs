@@ -9,11 +9,13 @@ use crate::console::{ConsoleDescriptor, SpcrError, SpcrFields, spcr_baud};
 use crate::fixed_string::FixedString;
 use ::acpi::address::AddressSpace;
 use ::acpi::fadt::Fadt;
+use ::acpi::madt::Madt;
 use ::acpi::spcr::Spcr;
-use ::acpi::{AcpiError, AcpiHandler, AcpiTables, PhysicalMapping};
+use ::acpi::{AcpiError, AcpiHandler, AcpiTable, AcpiTables, PhysicalMapping};
+use alloc::vec::Vec;
 use core::fmt::Write as _;
 use core::ptr::NonNull;
-use stratus_arch::PsciConduit;
+use stratus_arch::{AcpiSoftOff, PsciConduit};
 
 /// Reaches ACPI tables through the higher-half direct map, where the loader
 /// mapped all of RAM including the ACPI regions.
@@ -80,8 +82,10 @@ pub enum SpcrOutcome {
 }
 
 /// What discovery found.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct AcpiSummary {
+    /// Hardware ids of the enabled CPUs in the MADT (APIC id or MPIDR).
+    pub cpus: Vec<u64>,
     /// OEM id of the first table (`BOCHS `, `AMAZON`...).
     pub oem_id: [u8; 6],
     /// Number of tables the XSDT/RSDT lists.
@@ -94,18 +98,22 @@ pub struct AcpiSummary {
     pub reset_port: Option<(u16, u8)>,
     /// The ACPI PM timer.
     pub pm_timer: Option<PmTimer>,
+    /// x86 soft-off through the PM1 control registers and `\_S5`.
+    pub soft_off: Option<AcpiSoftOff>,
 }
 
 impl AcpiSummary {
     /// A summary for a machine without ACPI.
     pub const fn empty() -> Self {
         Self {
+            cpus: Vec::new(),
             oem_id: *b"      ",
             table_count: 0,
             spcr: SpcrOutcome::Absent,
             psci: None,
             reset_port: None,
             pm_timer: None,
+            soft_off: None,
         }
     }
 }
@@ -147,8 +155,29 @@ pub unsafe fn discover(rsdp: u64, hhdm_offset: u64) -> Result<AcpiSummary, AcpiU
             SpcrOutcome::Invalid
         }
     };
+    match tables.find_table::<Madt>() {
+        Ok(madt) => summary.cpus = cpus::enabled_cpu_ids(table_bytes(madt.get().get_ref())),
+        Err(e) => log::warn!("no usable MADT ({e:?}): only the boot CPU runs"),
+    }
     match tables.find_table::<Fadt>() {
-        Ok(fadt) => read_fadt(&fadt, &mut summary),
+        Ok(fadt) => {
+            read_fadt(&fadt, &mut summary);
+            if summary.psci.is_none() {
+                // SAFETY: the tables come from the loader's RSDP and the direct
+                // map covers them (the caller's guarantee).
+                match unsafe { soft_off::discover(&tables, &fadt, hhdm_offset) } {
+                    Ok(off) => {
+                        log::info!(
+                            "S5 power-off through PM1a control {:#x} (value {:#x})",
+                            off.pm1a_control,
+                            off.pm1a_value
+                        );
+                        summary.soft_off = Some(off);
+                    }
+                    Err(e) => log::warn!("no S5 power-off: {e}"),
+                }
+            }
+        }
         Err(AcpiError::TableMissing(_)) => {
             log::warn!("no FADT: no PSCI, reset register or PM timer")
         }
@@ -203,17 +232,25 @@ pub fn spcr_fields_from_bytes(table: &[u8]) -> Option<SpcrFields> {
     })
 }
 
+/// FADT offsets past which older revisions end (ACPI 6.5, table 5.9): a
+/// revision 1 FADT (QEMU's i440FX PC) is 116 bytes long, and the `acpi`
+/// crate reads these fields without looking at the length.
+const FADT_RESET_VALUE_END: usize = 129;
+const FADT_ARM_BOOT_ARCH_END: usize = 131;
+
 fn read_fadt(fadt: &Fadt, summary: &mut AcpiSummary) {
+    let length = fadt.header().length as usize;
     let arm = fadt.arm_boot_arch;
     let flags = fadt.flags;
-    if arm.implements_psci() {
+    if length >= FADT_ARM_BOOT_ARCH_END && arm.implements_psci() {
         summary.psci = Some(if arm.use_hvc_as_psci_conduit() {
             PsciConduit::Hvc
         } else {
             PsciConduit::Smc
         });
     }
-    if flags.supports_system_reset_via_fadt()
+    if length >= FADT_RESET_VALUE_END
+        && flags.supports_system_reset_via_fadt()
         && let Ok(reset) = fadt.reset_register()
         && reset.address_space == AddressSpace::SystemIo
         && let Ok(port) = u16::try_from(reset.address)
@@ -230,6 +267,10 @@ fn read_fadt(fadt: &Fadt, summary: &mut AcpiSummary) {
         });
     }
 }
+
+pub mod cpus;
+pub mod sleep;
+pub mod soft_off;
 
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,8 @@ use crate::fixed_string::FixedString;
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::mmio::DeviceMemory;
 use crate::ready::ReadyLine;
-use crate::{heap, limine_boot, logger, panic, time};
+use crate::stacks::KernelStacks;
+use crate::{heap, limine_boot, logger, panic, smp, time};
 use stratus_arch::{Arch, ExitStatus, PortIo, PowerMethods};
 
 /// How the platform reaches a console's registers once kernel-core has
@@ -71,6 +72,8 @@ pub struct Kernel {
     pub frames: FrameAllocator,
     /// Device register window.
     pub device_memory: DeviceMemory,
+    /// Kernel stacks with guard pages.
+    pub stacks: KernelStacks,
     /// What ACPI said.
     pub acpi: AcpiSummary,
     /// The console in use.
@@ -102,6 +105,7 @@ impl Kernel {
             arch: self.arch,
             loader_name: self.boot.loader_name,
             loader_version: self.boot.loader_version,
+            cpus: smp::online_cpus(),
             memory_mib: self.boot.memory_map.ram_bytes() >> 20,
             boot_ms: self.millis_since_entry(),
             console,
@@ -125,6 +129,7 @@ impl Kernel {
 
     /// Stops the machine with `status`.
     pub fn shutdown(&self, status: ExitStatus) -> ! {
+        log::info!("power: off ({status:?})");
         (self.stop)(status)
     }
 }
@@ -169,6 +174,7 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     POWER.call_once(|| PowerMethods {
         psci: acpi.psci,
         acpi_reset_port: acpi.reset_port,
+        acpi_soft_off: acpi.soft_off,
         qemu_exit: cmdline.is("exit", "qemu"),
     });
     panic::set_stop(stop_with::<A>);
@@ -187,12 +193,23 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     let mut cpu: FixedString<96> = FixedString::new();
     let _ = A::describe(&mut cpu);
     log::info!("cpu: {}", cpu.as_str());
+    let mut stacks = KernelStacks::new(boot.hhdm_offset);
+    let online = smp::start_secondaries::<A>(
+        &acpi.cpus,
+        acpi.psci,
+        &boot.memory_map,
+        boot.hhdm_offset,
+        &mut frames,
+        &mut stacks,
+    );
+    log::info!("smp: {online} of {} CPUs online", acpi.cpus.len().max(1));
 
     Kernel {
         arch: A::NAME,
         boot,
         frames,
         device_memory,
+        stacks,
         acpi,
         console,
         ticks: A::ticks,

@@ -93,9 +93,22 @@ impl DeviceMemory {
 }
 
 /// Frames from the allocator, zeroed through the direct map.
-struct ZeroedFrames<'a> {
+/// The frame allocator as a [`FrameSource`] of zero-filled frames, reached
+/// through the direct map.
+pub(crate) struct ZeroedFrames<'a> {
     frames: &'a mut FrameAllocator,
     hhdm_offset: u64,
+}
+
+impl<'a> ZeroedFrames<'a> {
+    /// Zeroed frames from `frames`, written through the direct map at
+    /// `hhdm_offset`.
+    pub(crate) fn new(frames: &'a mut FrameAllocator, hhdm_offset: u64) -> Self {
+        Self {
+            frames,
+            hhdm_offset,
+        }
+    }
 }
 
 impl FrameSource for ZeroedFrames<'_> {

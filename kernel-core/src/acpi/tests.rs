@@ -185,3 +185,55 @@ fn short_spcr_bytes_give_no_fields() {
     let fields = spcr_fields_from_bytes(&spcr(3, 0, 32, 3, 0x0900_0000, 7)).unwrap();
     assert_eq!(fields.baud, Some(115_200));
 }
+
+/// FADT revision 1 (116 bytes, as QEMU's i440FX PC builds it) with a PM1a
+/// control block and no DSDT.
+fn fadt_rev1(pm1a_control: u32) -> Vec<u8> {
+    let mut body = std::vec![0u8; 116 - 36];
+    body[64 - 36..68 - 36].copy_from_slice(&pm1a_control.to_le_bytes());
+    body[89 - 36] = 2; // PM1_CNT_LEN
+    table(b"FACP", 1, &body)
+}
+
+#[test]
+fn fadt_revision_1_fields_past_its_end_are_not_read() {
+    // Bytes after the 116-byte table that would read as "PSCI over HVC" and
+    // a reset register if the ARM boot flags were taken from beyond its end.
+    let mut fadt = fadt_rev1(0xb004);
+    fadt.extend_from_slice(&[0xff; 64]);
+    let summary = discover_fixture(&[fadt]).unwrap();
+    assert_eq!(summary.psci, None);
+    assert_eq!(summary.reset_port, None);
+}
+
+/// FADT revision 6 with a PM1a control block and the DSDT at `dsdt` (X_DSDT).
+fn fadt_with_dsdt(pm1a_control: u32, dsdt: &[u8]) -> Vec<u8> {
+    let mut t = fadt(0, 0);
+    t[64..68].copy_from_slice(&pm1a_control.to_le_bytes());
+    t[89] = 2; // PM1_CNT_LEN
+    t[140..148].copy_from_slice(&(dsdt.as_ptr() as u64).to_le_bytes());
+    fix_checksum(&mut t, 9);
+    t
+}
+
+#[test]
+fn s5_power_off_from_fadt_and_dsdt() {
+    // Name (\_S5, Package (0x04) { 0x05, Zero, Zero, Zero }) in the DSDT.
+    let aml = [
+        0x08, 0x5c, b'_', b'S', b'5', b'_', 0x12, 0x07, 0x04, 0x0a, 0x05, 0x00, 0x00, 0x00,
+    ];
+    let dsdt = Box::leak(table(b"DSDT", 1, &aml).into_boxed_slice());
+    let summary = discover_fixture(&[fadt_with_dsdt(0x604, dsdt)]).unwrap();
+    let off = summary.soft_off.expect("S5 found");
+    assert_eq!(off.pm1a_control, 0x604);
+    assert_eq!(off.pm1b_control, None);
+    assert_eq!(off.pm1a_value, (5 << 10) | (1 << 13));
+    assert_eq!(off.acpi_enable, None);
+}
+
+#[test]
+fn no_s5_power_off_without_s5_object() {
+    let dsdt = Box::leak(table(b"DSDT", 1, &[0x10, 0x05, 0x5c, 0x00]).into_boxed_slice());
+    let summary = discover_fixture(&[fadt_with_dsdt(0x604, dsdt)]).unwrap();
+    assert_eq!(summary.soft_off, None);
+}

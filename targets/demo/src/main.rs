@@ -2,10 +2,12 @@
 //!
 //! Boots through the platform, logs what was discovered and prints the
 //! `stratus: ready` line. Command-line switches used by the test suite:
-//! `test=page-fault` reads an unmapped address after boot, `test=panic`
-//! panics on purpose, `test=reset` resets the machine, and `exit=qemu`
-//! powers off right after the ready line
-//! (with QEMU's exit devices carrying the status).
+//! `test=page-fault` reads an unmapped address after boot, `test=stack-guard`
+//! reads the guard page below a freshly allocated kernel stack, `test=panic`
+//! panics on purpose, `test=reset` resets the machine, `test=power-off`
+//! powers the machine off after the ready line through the firmware (ACPI S5
+//! on x86, PSCI on aarch64), and `exit=qemu` powers off right after the
+//! ready line (with QEMU's exit devices carrying the status).
 #![no_std]
 #![no_main]
 
@@ -27,7 +29,7 @@ const UNMAPPED_ADDRESS: u64 = 0xffff_fff0_dead_0000;
 /// higher (KASLR), and the Limine executable address response says where.
 const LINK_BASE: u64 = 0xffff_ffff_8000_0000;
 
-fn main(kernel: Kernel) -> ! {
+fn main(mut kernel: Kernel) -> ! {
     let cmdline = kernel.cmdline();
     let virt = kernel.boot.kernel_virt_base;
     log::info!(
@@ -45,6 +47,21 @@ fn main(kernel: Kernel) -> ! {
         }
         Some("panic") => panic!("test=panic on the command line"),
         Some("reset") => kernel.reset(),
+        Some("stack-guard") => {
+            let stack = kernel
+                .stacks
+                .allocate::<platform::Arch>(16 * 1024, &mut kernel.frames)
+                .expect("a stack");
+            log::info!("test: reading guard page {:#x}", stack.guard);
+            // SAFETY: deliberately unsound, as for test=page-fault: the
+            // guard page is unmapped, the read faults and the kernel stops.
+            let value = unsafe { core::ptr::read_volatile(stack.guard as *const u64) };
+            panic!("guard page {:#x} is mapped (read {value:#x})", stack.guard);
+        }
+        Some("power-off") => {
+            kernel.print_ready_line();
+            kernel.shutdown(ExitStatus::Success);
+        }
         Some(other) => log::warn!("unknown test '{other}' ignored"),
         None => {}
     }
