@@ -48,6 +48,29 @@ S5_FOUND = r"acpi: S5 power-off through PM1a control 0x[0-9a-f]+ \(value 0x2000\
 S5_USED = r"power: off \(Success\) through ACPI S5$"
 # The reset goes through what ACPI described: the FADT reset register (x86), PSCI (arm).
 RESET_METHOD = r"reset: (FADT reset register|PSCI SYSTEM_RESET over Hvc)"
+# The ACPI discovery summary (one line per area), as QEMU's tables give it with 4 CPUs.
+ACPI_X86 = [r"acpi: cpus=4 enabled=4 online-capable=0 \(x2apic=0\)$",
+            r"acpi: lapic @0xfee00000 ioapics=1 \[id 0 @0xfec00000 gsi 0\] overrides=5 nmis=1 8259$",
+            r"acpi: mcfg segments=1 \[0000:00-ff @0xb0000000\]$",
+            r"acpi: hpet @0xfed00000 comparators=3$",
+            r"acpi: fadt rev 3\.0 sci=9 pm1a=io:0x604 pm-timer=io:0x608/24 reset=io:0xcf9=0xf "
+            r"dsdt @0x[0-9a-f]+ \(\d+ bytes\)$",
+            r"acpi: spcr none$"]
+ACPI_ARM = [r"acpi: cpus=4 enabled=4 online-capable=0 \(gicc\) \[mpidr 0x0, mpidr 0x1, mpidr 0x2, mpidr 0x3\]$",
+            r"acpi: gic v3 gicd @0x8000000 gicr ranges=1 \[0x80a0000\+0xf60000\] per-cpu=0 its=1 \[0 @0x8080000\]$",
+            r"acpi: mcfg segments=1 \[0000:00-ff @0x4010000000\]$",
+            r"acpi: fadt rev 6\.\d hw-reduced psci=Hvc dsdt @0x[0-9a-f]+ \(\d+ bytes\)$",
+            r"acpi: gtdt el1-virt gsi=27 level high, el1-phys gsi=30 level high, el2-phys gsi=26 level high, "
+            r"blocks=0 watchdogs=0$",
+            r"acpi: iort its-groups=1 root-complexes=1 smmus=0 \[seg 0 mappings=1\]$",
+            r"acpi: spcr pl011@mmio:0x9000000/4 gsi=33$"]
+# acpi=dump: every table as hex (ci/acpi-dump.py reads these lines back); the DSDT
+# follows the FADT, which QEMU lists first.
+ACPI_DUMP = [r"acpi: dump RSDP @0x[0-9a-f]+ len 36$", r"acpi: dump XSDT @0x[0-9a-f]+ len \d+$",
+             r"acpi: dump DSDT @0x[0-9a-f]+ len \d+$", r"acpi: dump APIC \+00000 41504943[0-9a-f]{56}$",
+             r"acpi: dump: end$"]
+# Nothing in QEMU's tables is broken or missing.
+ACPI_TROUBLE = [r"acpi: .* skipped: ", r"acpi: missing: "]
 TEST_PANIC = r"^panic: test=panic on the command line at \S+main\.rs:\d+:\d+"
 FAULT_ADDRESS = r"0x0*fffffff0dead0000\b"
 LOADER_NOT_FOUND = r"stratus-loader: error:.*not found"
@@ -79,6 +102,7 @@ IMAGES = {
     "reset": ("exit=qemu test=reset", "ok"),
     "stack-guard": ("exit=qemu test=stack-guard", "ok"),
     "power-off": ("test=power-off", "ok"),
+    "acpi-dump": ("exit=qemu acpi=dump", "ok"),
     "hello": ("exit=qemu", "hello"),
     "example": ("exit=qemu greet=stratus", "example"),
     "no-kernel": ("exit=qemu", "missing"),
@@ -117,7 +141,7 @@ def loader_refusal(name: str, image: str, message: str) -> dict:
 
 
 CASES = [
-    dict(name="ready", image="ready", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE,
+    dict(name="ready", image="ready", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE + ACPI_TROUBLE,
          exit="success", timeout=90),
     dict(name="page-fault", image="page-fault",
          expect=[PAGE_FAULT, FAULT_ADDRESS, FATAL_EXCEPTION_PANIC], forbid=[], exit="failure",
@@ -135,11 +159,19 @@ CASES = [
          expect=[S5_FOUND, READY, POWER_OFF, S5_USED], forbid=KERNEL_TROUBLE + [r"halted"],
          exit="power-off", timeout=90),
     dict(name="power-off-pc", image="power-off", arches=["x86_64"], machine="pc",
-         expect=[S5_FOUND, READY, POWER_OFF, S5_USED], forbid=KERNEL_TROUBLE + [r"halted"],
+         expect=[r"acpi: mcfg none$", r"acpi: missing: MCFG$", S5_FOUND, READY, POWER_OFF, S5_USED], forbid=KERNEL_TROUBLE + [r"halted"],
          exit="power-off", timeout=90),
     dict(name="power-off", image="power-off", arches=["aarch64"],
          expect=[READY, POWER_OFF], forbid=KERNEL_TROUBLE + [r"halted"],
          exit="power-off", timeout=90),
+    dict(name="acpi-4cpu", image="ready", arches=["x86_64"], extra=["-smp", "4"],
+         expect=ACPI_X86 + [READY], forbid=KERNEL_TROUBLE + ACPI_TROUBLE, exit="success",
+         timeout=90),
+    dict(name="acpi-4cpu", image="ready", arches=["aarch64"], extra=["-smp", "4"],
+         expect=ACPI_ARM + [READY], forbid=KERNEL_TROUBLE + ACPI_TROUBLE, exit="success",
+         timeout=90),
+    dict(name="acpi-dump", image="acpi-dump", expect=ACPI_DUMP + [READY],
+         forbid=KERNEL_TROUBLE + ACPI_TROUBLE + [r"not dumped"], exit="success", timeout=90),
     # Every enabled CPU of the MADT comes online (aarch64: PSCI CPU_ON, also when the
     # firmware runs at EL2 and the start-up code drops to EL1; x86: INIT and startup IPIs
     # through the x2APIC, on q35 and on the i440FX PC).

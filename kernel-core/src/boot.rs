@@ -6,7 +6,7 @@
 //! clock. Each step that can fail says what failed; the kernel stops only
 //! when it cannot go on.
 
-use crate::acpi::{self, AcpiSummary, PmTimer, SpcrOutcome};
+use crate::acpi::{self, AcpiPlatform, PmTimer, SpcrOutcome};
 use crate::boot_info::BootInfo;
 use crate::cmdline::CommandLine;
 use crate::console::{ConsoleDescriptor, ConsoleSink, UartRegisters};
@@ -74,8 +74,9 @@ pub struct Kernel {
     pub device_memory: DeviceMemory,
     /// Kernel stacks with guard pages.
     pub stacks: KernelStacks,
-    /// What ACPI said.
-    pub acpi: AcpiSummary,
+    /// What ACPI described: CPUs, interrupt controllers, ECAM, timers,
+    /// power, console, IORT.
+    pub acpi: AcpiPlatform,
     /// The console in use.
     pub console: Option<ConsoleDescriptor>,
     ticks: fn() -> u64,
@@ -162,19 +163,20 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     let acpi = match boot.rsdp {
         // SAFETY: the address is the loader's RSDP, and the direct map covers
         // the ACPI tables (Limine protocol, base revision 2).
-        Some(rsdp) => unsafe { acpi::discover(rsdp, boot.hhdm_offset) }.unwrap_or_else(|e| {
-            log::error!("{e}; continuing without ACPI");
-            AcpiSummary::empty()
-        }),
+        Some(rsdp) => unsafe { acpi::discover(rsdp, boot.hhdm_offset, boot.memory_map.regions()) }
+            .unwrap_or_else(|e| {
+                log::error!("{e}; continuing without ACPI");
+                AcpiPlatform::empty()
+            }),
         None => {
             log::warn!("the loader gave no RSDP; continuing without ACPI");
-            AcpiSummary::empty()
+            AcpiPlatform::empty()
         }
     };
     POWER.call_once(|| PowerMethods {
-        psci: acpi.psci,
-        acpi_reset_port: acpi.reset_port,
-        acpi_soft_off: acpi.soft_off,
+        psci: acpi.psci(),
+        acpi_reset_port: acpi.reset_port(),
+        acpi_soft_off: acpi.soft_off(),
         qemu_exit: cmdline.is("exit", "qemu"),
     });
     panic::set_stop(stop_with::<A>);
@@ -182,6 +184,10 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     let mut device_memory = DeviceMemory::new(boot.hhdm_offset);
     let console = attach_console::<A>(&acpi.spcr, open_console, &mut device_memory, &mut frames);
     init_clock::<A>(&acpi, entry_ticks);
+    if let (Some(rsdp), true) = (boot.rsdp, cmdline.is("acpi", "dump")) {
+        // SAFETY: as for `discover` above.
+        unsafe { acpi::dump_tables(rsdp, boot.hhdm_offset, boot.memory_map.regions()) };
+    }
 
     log::info!(
         "memory: {} MiB RAM, {} MiB free, {} map entries, direct map at {:#x}",
@@ -194,15 +200,16 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     let _ = A::describe(&mut cpu);
     log::info!("cpu: {}", cpu.as_str());
     let mut stacks = KernelStacks::new(boot.hhdm_offset);
+    let cpus = acpi.enabled_cpu_ids();
     let online = smp::start_secondaries::<A>(
-        &acpi.cpus,
-        acpi.psci,
+        &cpus,
+        acpi.psci(),
         &boot.memory_map,
         boot.hhdm_offset,
         &mut frames,
         &mut stacks,
     );
-    log::info!("smp: {online} of {} CPUs online", acpi.cpus.len().max(1));
+    log::info!("smp: {online} of {} CPUs online", cpus.len().max(1));
 
     Kernel {
         arch: A::NAME,
@@ -243,7 +250,7 @@ fn attach_console<A: Arch>(
 ) -> Option<ConsoleDescriptor> {
     let chosen = match spcr {
         SpcrOutcome::Console(d) => Some(*d),
-        SpcrOutcome::Absent | SpcrOutcome::Unusable(_) | SpcrOutcome::Invalid => {
+        SpcrOutcome::Absent | SpcrOutcome::Unusable(_) | SpcrOutcome::Invalid(_) => {
             A::LEGACY_CONSOLE_PORT.map(ConsoleDescriptor::legacy_port)
         }
     }?;
@@ -271,18 +278,20 @@ fn attach_console<A: Arch>(
         SpcrOutcome::Console(_) => log::info!("console: {chosen} from SPCR"),
         SpcrOutcome::Absent => log::info!("console: {chosen} (no SPCR table, legacy port)"),
         SpcrOutcome::Unusable(e) => log::warn!("console: {chosen} ({e}; legacy port)"),
-        SpcrOutcome::Invalid => log::warn!("console: {chosen} (SPCR invalid; legacy port)"),
+        SpcrOutcome::Invalid(e) => {
+            log::warn!("console: {chosen} (SPCR present but invalid: {e}; legacy port)")
+        }
     }
     Some(chosen)
 }
 
-fn init_clock<A: Arch>(acpi: &AcpiSummary, entry_ticks: u64) {
+fn init_clock<A: Arch>(acpi: &AcpiPlatform, entry_ticks: u64) {
     if let Some(hz) = A::ticks_per_second() {
         time::set_clock(hz, entry_ticks);
         log::info!("clock: counter at {} kHz (architectural)", hz / 1000);
         return;
     }
-    match (acpi.pm_timer, A::port_io()) {
+    match (acpi.pm_timer(), A::port_io()) {
         (Some(PmTimer::Port { port, bits }), Some(io)) => {
             let read_pm = || u64::from((io.read_u32)(port));
             // 10 ms of the 3.58 MHz PM timer.
