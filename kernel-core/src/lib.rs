@@ -17,6 +17,8 @@ pub mod console;
 pub mod fixed_string;
 pub mod frames;
 pub mod heap;
+pub mod irq;
+pub mod irq_lock;
 pub mod limine_boot;
 pub mod logger;
 pub mod mmio;
@@ -25,6 +27,7 @@ pub mod ready;
 pub mod smp;
 pub mod stacks;
 pub mod time;
+pub mod timer;
 
 pub use boot::{Kernel, start};
 pub use boot_info::BootInfo;

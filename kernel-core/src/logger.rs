@@ -7,10 +7,10 @@
 //! [`attach_console`] is called.
 
 use crate::console::ConsoleSink;
+use crate::irq_lock::IrqSafeSpinlock;
 use crate::time;
 use core::fmt::{self, Write};
 use log::{LevelFilter, Log, Metadata, Record};
-use spin::Mutex;
 
 /// Bytes of log kept before the console is attached.
 const EARLY_BUFFER_SIZE: usize = 8192;
@@ -47,7 +47,9 @@ impl Write for LoggerState {
     }
 }
 
-static STATE: Mutex<LoggerState> = Mutex::new(LoggerState {
+// Interrupt-safe: a handler that logs while the interrupted code holds the
+// lock would otherwise spin forever.
+static STATE: IrqSafeSpinlock<LoggerState> = IrqSafeSpinlock::new(LoggerState {
     sink: None,
     early: EarlyBuffer {
         bytes: [0; EARLY_BUFFER_SIZE],
