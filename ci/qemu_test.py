@@ -106,6 +106,17 @@ TIMER_BOUNDS = {"rate_hz": (800, 1200)}
 SLEEP_BOUNDS = {"measured_us": (100_000, 150_000)}
 STORM_BOUNDS = {"lost": (0, 150), "ticks": (14_850, 15_150)}
 
+# Every CPU (demo test=ipi-all / timer-all / irq-storm-all on 4 CPUs): a call IPI from the
+# boot CPU reaches each other CPU; each CPU's own 1 kHz timer runs within +-20 %; a 5 kHz
+# timer on every CPU for 3 s while every CPU logs loses at most 1 % of any CPU's ticks.
+SECONDARY_IRQ = r"smp: cpu 3 online \(hardware id 0x3\), interrupts and timer$"
+IPI_ALL_LINE = r"^stratus: ipi-all cpus=4 reached=3 expected=3 max_latency_us=\d+$"
+TIMER_ALL_LINE = r"^stratus: timer-all cpus=4 expected_hz=1000 min_rate_hz=\d+ max_rate_hz=\d+$"
+TIMER_ALL_BOUNDS = {"min_rate_hz": (800, 1200), "max_rate_hz": (800, 1200)}
+STORM_ALL_HANDLER_LOG = r"storm: cpu [1-3] tick 1000 logged from its timer interrupt$"
+STORM_ALL_LINE = r"^stratus: irq-storm-all cpus=4 rate_hz=5000 expected_ticks=\d+ lost=\d+$"
+STORM_ALL_BOUNDS = {"lost": (0, 150), "expected_ticks": (14_850, 15_150)}
+
 # Nothing of these may appear in a case that expects a clean boot / a clean loader error.
 KERNEL_TROUBLE = [PANIC, CPU_EXCEPTION]
 NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
@@ -132,6 +143,9 @@ IMAGES = {
     "power-off": ("test=power-off", "ok"),
     "acpi-dump": ("exit=qemu acpi=dump", "ok"),
     "timer": ("exit=qemu test=timer", "ok"),
+    "ipi-all": ("exit=qemu test=ipi-all", "ok"),
+    "timer-all": ("exit=qemu test=timer-all", "ok"),
+    "irq-storm-all": ("exit=qemu test=irq-storm-all", "ok"),
     "sleep": ("exit=qemu test=sleep", "ok"),
     "irq-storm": ("exit=qemu test=irq-storm", "ok"),
     "ipi": ("exit=qemu test=ipi", "ok"),
@@ -273,6 +287,15 @@ CASES = [
     dict(name="irq-storm", image="irq-storm",
          expect=[IRQ_UP, STORM_HANDLER_LOG, STORM_LINE, IRQ_READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=150, bounds=STORM_BOUNDS),
+    dict(name="ipi-all", image="ipi-all", extra=["-smp", "4"],
+         expect=[IRQ_UP, SECONDARY_IRQ, IPI_ALL_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=120),
+    dict(name="timer-all", image="timer-all", extra=["-smp", "4"],
+         expect=[IRQ_UP, SECONDARY_IRQ, TIMER_ALL_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=120, bounds=TIMER_ALL_BOUNDS),
+    dict(name="irq-storm-all", image="irq-storm-all", extra=["-smp", "4"],
+         expect=[IRQ_UP, SECONDARY_IRQ, STORM_ALL_HANDLER_LOG, STORM_ALL_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=150, bounds=STORM_ALL_BOUNDS),
     dict(name="ipi-self", image="ipi", expect=[IRQ_UP, IPI_LINE, IRQ_READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=120),
     dict(name="isa-irq", image="isa-irq", arches=["x86_64"],

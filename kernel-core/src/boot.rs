@@ -17,7 +17,7 @@ use crate::irq::InterruptSummary;
 use crate::mmio::DeviceMemory;
 use crate::ready::ReadyLine;
 use crate::stacks::KernelStacks;
-use crate::{heap, irq, irq_lock, limine_boot, logger, panic, smp, time};
+use crate::{cpu_local, heap, irq, irq_lock, limine_boot, logger, panic, smp, time};
 use stratus_arch::{Arch, ExitStatus, PortIo, PowerMethods};
 
 /// How the platform reaches a console's registers once kernel-core has
@@ -170,6 +170,7 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
 
     let mut frames = FrameAllocator::from_memory_map(&boot.memory_map);
     init_heap(&boot, &mut frames);
+    cpu_local::install::<A>(0);
 
     let acpi = match boot.rsdp {
         // SAFETY: the address is the loader's RSDP, and the direct map covers

@@ -19,6 +19,7 @@ use platform_aarch64 as platform;
 #[cfg(target_arch = "x86_64")]
 use platform_x86_64 as platform;
 
+mod all_cpus;
 mod interrupt_tests;
 
 use platform::Kernel;
@@ -71,6 +72,9 @@ fn main(mut kernel: Kernel) -> ! {
         Some("sleep") => interrupt_tests::sleep_100ms(),
         Some("irq-storm") => interrupt_tests::storm(),
         Some("ipi") => interrupt_tests::self_ipi(),
+        Some("ipi-all") => all_cpus::ipi_all(),
+        Some("timer-all") => all_cpus::timer_all(),
+        Some("irq-storm-all") => all_cpus::storm_all(),
         Some("isa-irq") => interrupt_tests::isa_irq(<platform::Arch as Arch>::port_io()),
         Some(other) => log::warn!("unknown test '{other}' ignored"),
         None => {}
