@@ -33,6 +33,10 @@ from __future__ import annotations
 READY = (r"^stratus: ready (?=.*\barch={arch}\b)(?=.*\bloader=\S+)"
          r"(?=.*\bcpus=\d+\b)(?=.*\bmemory_mib=\d+\b)(?=.*\bboot_ms=\d+\b).*$")
 HANDOFF = r"^stratus-loader: handoff elapsed_us=\d+"
+# The slide our loader chose (KASLR) must be the one the kernel sees in the Limine
+# executable address response (the demo kernel prints it).
+SLIDE_SEEN = (r"^stratus-loader: handoff .*\bkaslr={source} slide=(0x[0-9a-f]+)$[\s\S]*"
+              r"^.*demo: kernel image at virt 0xffffffff[89a-f][0-9a-f]{{7}} .*\(slide \1\)$")
 PANIC = r"^panic: "
 CPU_EXCEPTION = r"CPU exception:"
 # The deliberate read of an unmapped address, named as each architecture names it.
@@ -72,6 +76,12 @@ TEST_PANIC = r"^panic: test=panic on the command line at \S+main\.rs:\d+:\d+"
 FAULT_ADDRESS = r"0x0*fffffff0dead0000\b"
 LOADER_NOT_FOUND = r"stratus-loader: error:.*not found"
 LOADER_BAD_ELF = r"stratus-loader: error:.*not a valid ELF"
+LOADER_BAD_PHENTSIZE = LOADER_BAD_ELF + r": e_phentsize is 64, not the size of an ELF64 program header"
+LOADER_ENTRY_DATA = LOADER_BAD_ELF + r": entry point 0x[0-9a-f]+ is in program header \d+, which is not executable"
+LOADER_RELOC_TYPE = (r"stratus-loader: error: kernel \S+ cannot be relocated: relocation 0 has type "
+                     r"(1 \(R_X86_64_64\); only R_X86_64_RELATIVE|257 \(R_AARCH64_ABS64\); only "
+                     r"R_AARCH64_RELATIVE) is supported")
+LOADER_OFFSET_SKEW = LOADER_BAD_ELF + r": program header \d+: p_offset 0x[0-9a-f]+ and p_vaddr 0x[0-9a-f]+ differ modulo the page size"
 
 # Interrupts and timers (demo kernel test=timer / sleep / irq-storm / ipi). The figures on
 # these lines are bounded by each case's "bounds" (see below).
@@ -112,8 +122,13 @@ KERNEL_TROUBLE = [PANIC, CPU_EXCEPTION]
 NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
 
 # Images: name -> (command line, kernel variant). Kernel variants: "ok" (the built
-# demo kernel), "hello" (targets/hello, the smallest kernel), "missing" (no /boot/kernel-<arch>), "garbled" (first 64 KiB with the ELF
-# header overwritten), "truncated" (valid ELF header, only the first 4 KiB of the file).
+# demo kernel), "hello" (targets/hello, the smallest kernel), "example" (examples/my-kernel,
+# a kernel project outside the workspace built with plain cargo: `make example`), "missing" (no /boot/kernel-<arch>), "garbled" (first 64 KiB with the ELF
+# header overwritten), "truncated" (valid ELF header, only the first 4 KiB of the file),
+# "phentsize" (e_phentsize 64 instead of 56), "entry-data" (e_entry at the start of the
+# first writable segment), "offset-skew" (the last PT_LOAD's p_offset moved by 8 bytes, so
+# offset and address disagree modulo the page size), "reloc-type" (the first relocation
+# made an absolute symbol relocation).
 # "default" is the image `make image` built (STRATUS_IMAGE), used as it is; "runner" is
 # no image: the case boots the hello kernel with `stratus-image run`, as `cargo run` does.
 # An optional third item exports the image to a cloud format (`stratus-image export`:
@@ -137,9 +152,17 @@ IMAGES = {
     "ipi": ("exit=qemu test=ipi", "ok"),
     "isa-irq": ("exit=qemu test=isa-irq", "ok"),
     "hello": ("exit=qemu", "hello"),
+    "example": ("exit=qemu greet=stratus", "example"),
     "no-kernel": ("exit=qemu", "missing"),
     "garbled-kernel": ("exit=qemu", "garbled"),
     "truncated-kernel": ("exit=qemu", "truncated"),
+    "phentsize-kernel": ("exit=qemu", "phentsize"),
+    "entry-data-kernel": ("exit=qemu", "entry-data"),
+    "offset-skew-kernel": ("exit=qemu", "offset-skew"),
+    "reloc-type-kernel": ("exit=qemu", "reloc-type"),
+    "nokaslr": ("exit=qemu nokaslr", "ok"),
+    # A switch after byte 4096 of the command line must reach the kernel.
+    "long-cmdline": ("pad=" + "x" * 5000 + " exit=qemu", "ok"),
     "ready-vhd": ("exit=qemu", "ok", "vhd"),
     "ready-vmdk": ("exit=qemu", "ok", "vmdk"),
 }
@@ -163,6 +186,12 @@ SPCR_TABLES = {
 # is not checked), or "tool-success" (`stratus-image run` turned the kernel's success
 # report into exit status 0).
 # timeout: seconds for the whole case (firmware to kernel entry alone is ~6-7 s on TCG).
+def loader_refusal(name: str, image: str, message: str) -> dict:
+    """A case where our loader must refuse the image's kernel with `message`."""
+    return dict(name=name, image=image, expect=[message], forbid=NO_HANDOFF, exit="kill",
+                timeout=60, our_loader=True)
+
+
 CASES = [
     dict(name="ready", image="ready", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE + ACPI_TROUBLE,
          exit="success", timeout=90),
@@ -226,6 +255,10 @@ CASES = [
     dict(name="hello-kernel", image="hello",
          expect=[r"hello from {arch}: \d+ usable memory regions", READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=90),
+    dict(name="example-kernel", image="example",
+         expect=[r"my-kernel: hello, stratus, from {arch} at 0xffffffff[89a-f][0-9a-f]{7}; "
+                 r"usable [1-9]\d* KiB$", READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90),
     dict(name="spcr-console", image="ready", arches=["x86_64"], acpi_tables=["spcr-com1"],
          expect=[r"boot: console: 16550@port:0x3f8 from SPCR$", READY], forbid=KERNEL_TROUBLE,
          exit="success", timeout=90),
@@ -234,12 +267,24 @@ CASES = [
          expect=[r"WARN  boot: console: 16550@port:0x3f8 \(SPCR interface type 0x10 is not "
                  r"supported; legacy port\)", READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=90),
-    dict(name="loader-missing-kernel", image="no-kernel", expect=[LOADER_NOT_FOUND],
-         forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
-    dict(name="loader-garbled-kernel", image="garbled-kernel", expect=[LOADER_BAD_ELF],
-         forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
-    dict(name="loader-truncated-kernel", image="truncated-kernel", expect=[LOADER_BAD_ELF],
-         forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
+    loader_refusal("loader-missing-kernel", "no-kernel", LOADER_NOT_FOUND),
+    loader_refusal("loader-garbled-kernel", "garbled-kernel", LOADER_BAD_ELF),
+    loader_refusal("loader-truncated-kernel", "truncated-kernel", LOADER_BAD_ELF),
+    loader_refusal("loader-bad-phentsize", "phentsize-kernel", LOADER_BAD_PHENTSIZE),
+    loader_refusal("loader-entry-not-executable", "entry-data-kernel", LOADER_ENTRY_DATA),
+    loader_refusal("loader-offset-skew", "offset-skew-kernel", LOADER_OFFSET_SKEW),
+    loader_refusal("loader-reloc-type", "reloc-type-kernel", LOADER_RELOC_TYPE),
+    # Relocatable kernels: placed at a random slide (from EFI_RNG_PROTOCOL with virtio-rng;
+    # every other case boots with the CPU counter's), or at the link address with nokaslr.
+    dict(name="kaslr-rng", image="ready", extra=["-device", "virtio-rng-pci"],
+         expect=[SLIDE_SEEN.format(source="rng"), READY], forbid=KERNEL_TROUBLE,
+         exit="success", timeout=90, our_loader=True),
+    dict(name="nokaslr", image="nokaslr",
+         expect=[r"^stratus-loader: handoff .* kaslr=off slide=0x0$",
+                 r"demo: kernel image at virt 0xffffffff80000000 .*\(slide 0x0\)$", READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90, our_loader=True),
+    dict(name="long-cmdline", image="long-cmdline", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE,
+         exit="success", timeout=90, our_loader=True),
     dict(name="timer-rate", image="timer", expect=[IRQ_UP, TIMER_LINE, IRQ_READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=120, bounds=TIMER_BOUNDS),
     dict(name="sleep", image="sleep", expect=[IRQ_UP, SLEEP_LINE, IRQ_READY],
@@ -301,6 +346,7 @@ import os
 import re
 import select
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -383,16 +429,53 @@ def kernel_variant(arch: str, variant: str) -> str:
         return "none"
     if variant == "hello":
         return str(qemu.kernel_path(arch, "stratus-hello"))
+    if variant == "example":
+        return str(qemu.kernel_path(arch, "my-kernel"))
     data = real.read_bytes()
     if variant == "garbled":
         bad = b"NOT-AN-ELF-FILE!" + data[16:64 * 1024]
     elif variant == "truncated":
         bad = data[:4096]
+    elif variant in ("phentsize", "entry-data", "offset-skew", "reloc-type"):
+        bad = patched_elf(data, variant)
     else:
         raise ValueError(f"unknown kernel variant {variant!r}")
     path = IMAGE_DIR / f"kernel-{arch}.{variant}"
     path.write_bytes(bad)
     return str(path)
+
+
+def patched_elf(data: bytes, how: str) -> bytes:
+    """The kernel ELF with one header field changed so our loader must refuse it."""
+    elf = bytearray(data)
+    phoff, = struct.unpack_from("<Q", elf, 32)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 54)
+    loads = [phoff + i * phentsize for i in range(phnum)
+             if struct.unpack_from("<I", elf, phoff + i * phentsize)[0] == 1]
+    if how == "phentsize":
+        struct.pack_into("<H", elf, 54, 64)
+    elif how == "entry-data":
+        writable = [ph for ph in loads if struct.unpack_from("<I", elf, ph + 4)[0] & 2]
+        struct.pack_into("<Q", elf, 24, struct.unpack_from("<Q", elf, writable[0] + 16)[0])
+    elif how == "offset-skew":
+        offset, = struct.unpack_from("<Q", elf, loads[-1] + 8)
+        struct.pack_into("<Q", elf, loads[-1] + 8, offset - 8)
+    elif how == "reloc-type":
+        # The first RELA entry becomes an absolute symbol relocation (R_X86_64_64,
+        # R_AARCH64_ABS64), which a static PIE never has.
+        def file_offset(vaddr: int) -> int:
+            for ph in loads:
+                off, va, _, size = struct.unpack_from("<QQQQ", elf, ph + 8)
+                if va <= vaddr < va + size:
+                    return off + vaddr - va
+            raise ValueError(f"{vaddr:#x} is in no PT_LOAD")
+        dynamic = [phoff + i * phentsize for i in range(phnum)
+                   if struct.unpack_from("<I", elf, phoff + i * phentsize)[0] == 2][0]
+        dyn_off, = struct.unpack_from("<Q", elf, dynamic + 8)
+        tags = dict(iter(struct.iter_unpack("<QQ", elf[dyn_off:dyn_off + 0x200])))
+        machine, = struct.unpack_from("<H", elf, 18)
+        struct.pack_into("<I", elf, file_offset(tags[7]) + 8, 1 if machine == 62 else 257)
+    return bytes(elf)
 
 
 def build_image(name: str, default_image: Path) -> tuple[str, Path, str]:

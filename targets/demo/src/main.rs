@@ -33,8 +33,18 @@ platform::kernel_main!(main);
 /// image and far from the direct map and the device window.
 const UNMAPPED_ADDRESS: u64 = 0xffff_fff0_dead_0000;
 
+/// Where `platforms/*/kernel.ld` links the kernel; the loader may place it
+/// higher (KASLR), and the Limine executable address response says where.
+const LINK_BASE: u64 = 0xffff_ffff_8000_0000;
+
 fn main(mut kernel: Kernel) -> ! {
     let cmdline = kernel.cmdline();
+    let virt = kernel.boot.kernel_virt_base;
+    log::info!(
+        "demo: kernel image at virt {virt:#x} phys {:#x} (slide {:#x})",
+        kernel.boot.kernel_phys_base,
+        virt.wrapping_sub(LINK_BASE)
+    );
     match cmdline.get("test") {
         Some("page-fault") => {
             log::info!("test: reading unmapped address {UNMAPPED_ADDRESS:#x}");
