@@ -92,10 +92,13 @@ STORM_LINE = r"^stratus: irq-storm .*\blost=\d+ .*$"
 STORM_HANDLER_LOG = r"storm: tick 1000 logged from the timer interrupt$"
 IPI_LINE = r"^stratus: ipi target=0x[0-9a-f]+ id=\d+ delivered=yes "
 # The PIT's ISA IRQ 0 arrives at GSI 2 through the MADT's interrupt source override (QEMU
-# q35 and pc both have it); programmed at 1 kHz, it must arrive at 800..1200 per second.
+# q35 and pc both have it); programmed at 1 kHz, it must arrive at 500..1200 per second.
+# The lower bound is wider than the timer's: QEMU's PIT model drops ticks when the host is
+# busy (767 Hz was seen during a full `make test` on 2 cores), while a misrouted or
+# unmasked-elsewhere line delivers none at all.
 ISA_ROUTED = r"irq: Isa\(0\) -> GSI 2 \(Edge, active High\) as vector 0x[0-9a-f]+ on APIC \d+$"
 ISA_LINE = r"^stratus: isa-irq irq=0 vector=\d+ interrupts=\d+ window_ms=\d+ rate_hz=\d+$"
-ISA_BOUNDS = {"rate_hz": (800, 1200)}
+ISA_BOUNDS = {"rate_hz": (500, 1200)}
 IRQ_READY = r"^stratus: ready .*\birq=(x2apic|xapic|gicv3) timer=(tsc-deadline|lapic-oneshot|cntv)$"
 # Tolerances (TCG on a loaded 2-core machine is noisy; these still catch a broken timer):
 # the 1 kHz timer's measured rate within +-20 %; a 100 ms sleep measures 100..150 ms (the
