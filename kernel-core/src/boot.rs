@@ -148,8 +148,11 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         boot.loader_name,
         boot.loader_version,
         boot.kernel_phys_base,
-        boot.cmdline
+        cmdline.escaped()
     );
+    for word in cmdline.not_understood() {
+        log::warn!("cmdline: \"{word}\" not understood (not UTF-8); ignored");
+    }
 
     let mut frames = FrameAllocator::from_memory_map(&boot.memory_map);
     init_heap(&boot, &mut frames);

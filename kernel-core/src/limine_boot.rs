@@ -154,12 +154,9 @@ pub fn boot_info(entry_ticks: u64) -> Result<BootInfo, BootError> {
     let address = EXECUTABLE_ADDRESS
         .get_response()
         .ok_or(BootError::MissingResponse("executable address"))?;
-    let (cmdline, kernel_path) = EXECUTABLE_FILE.get_response().map_or(("", ""), |r| {
+    let (cmdline, kernel_path) = EXECUTABLE_FILE.get_response().map_or((&[][..], ""), |r| {
         let file = r.file();
-        (
-            file.string().to_str().unwrap_or(""),
-            file.path().to_str().unwrap_or(""),
-        )
+        (file.string().to_bytes(), file.path().to_str().unwrap_or(""))
     });
     let framebuffer = FRAMEBUFFER
         .get_response()
