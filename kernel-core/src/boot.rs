@@ -176,7 +176,7 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     });
     panic::set_stop(stop_with::<A>);
 
-    let mut device_memory = DeviceMemory::new(boot.hhdm_offset);
+    let mut device_memory = DeviceMemory::new(boot.hhdm_offset, &boot.memory_map);
     let console = attach_console::<A>(&acpi.spcr, open_console, &mut device_memory, &mut frames);
     init_clock::<A>(&acpi, entry_ticks);
 

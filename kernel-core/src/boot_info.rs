@@ -47,7 +47,7 @@ pub const MAX_MEMORY_REGIONS: usize = 256;
 
 /// The physical memory map, kept in a fixed array because it is needed before
 /// there is a heap.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct MemoryMap {
     regions: [MemoryRegion; MAX_MEMORY_REGIONS],
     len: usize,

@@ -96,7 +96,8 @@ pub enum SpcrError {
     UnsupportedAddressSpace(u8),
     /// The base address is zero.
     NoAddress,
-    /// An I/O-space address does not fit in 16 bits.
+    /// An I/O-space register block does not fit in the 16-bit port space
+    /// (`base + 8` past 0x10000 would wrap around to other devices' ports).
     BadPort(u64),
 }
 
@@ -110,10 +111,16 @@ impl fmt::Display for SpcrError {
                 write!(f, "SPCR address space {s} is not memory or I/O")
             }
             SpcrError::NoAddress => f.write_str("SPCR has no base address"),
-            SpcrError::BadPort(p) => write!(f, "SPCR I/O port {p:#x} out of range"),
+            SpcrError::BadPort(p) => write!(
+                f,
+                "SPCR I/O port {p:#x} out of range (registers past port 0xffff)"
+            ),
         }
     }
 }
+
+/// I/O ports a 16550 occupies: registers 0 to 7.
+pub const UART_PORT_COUNT: u64 = 8;
 
 /// Decodes the SPCR "configured baud rate" byte (0 = as is).
 pub fn spcr_baud(code: u8) -> Option<u32> {
@@ -154,9 +161,14 @@ impl ConsoleDescriptor {
                     width,
                 }
             }
-            1 => UartRegisters::Port {
-                base: u16::try_from(spcr.address).map_err(|_| SpcrError::BadPort(spcr.address))?,
-            },
+            1 => {
+                if spcr.address.saturating_add(UART_PORT_COUNT) > 0x1_0000 {
+                    return Err(SpcrError::BadPort(spcr.address));
+                }
+                UartRegisters::Port {
+                    base: spcr.address as u16,
+                }
+            }
             other => return Err(SpcrError::UnsupportedAddressSpace(other)),
         };
         Ok(Self {
@@ -262,6 +274,12 @@ mod tests {
             ConsoleDescriptor::from_spcr(&spcr(0, 1, 8, 1, 0x1_0000)),
             Err(SpcrError::BadPort(0x1_0000))
         );
+        // Registers 0..7 would wrap to ports 0..4 (the DMA controller).
+        assert_eq!(
+            ConsoleDescriptor::from_spcr(&spcr(0, 1, 8, 1, 0xfffd)),
+            Err(SpcrError::BadPort(0xfffd))
+        );
+        assert!(ConsoleDescriptor::from_spcr(&spcr(0, 1, 8, 1, 0xfff8)).is_ok());
     }
 
     #[test]

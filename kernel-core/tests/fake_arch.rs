@@ -158,7 +158,7 @@ fn device_memory_maps_through_the_architecture() {
     let _one = begin();
     let map = kernel_core::boot_info::MemoryMap::new();
     let mut frames = FrameAllocator::from_memory_map(&map);
-    let mut window = DeviceMemory::new(0xffff_0000_0000_0000);
+    let mut window = DeviceMemory::new(0xffff_0000_0000_0000, &map);
     let region = window
         .map::<FakeArch>(0x0900_0000, 0x1000, &mut frames)
         .unwrap();
