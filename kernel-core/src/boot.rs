@@ -12,7 +12,8 @@ use crate::cmdline::CommandLine;
 use crate::console::{ConsoleDescriptor, ConsoleSink, UartRegisters};
 use crate::fixed_string::FixedString;
 use crate::frames::{FRAME_SIZE, FrameAllocator};
-use crate::mmio::DeviceMemory;
+use crate::logger::Fallback;
+use crate::mmio::{DeviceMapError, DeviceMemory};
 use crate::ready::ReadyLine;
 use crate::{heap, limine_boot, logger, panic, time};
 use stratus_arch::{Arch, ExitStatus, PortIo, PowerMethods};
@@ -45,20 +46,38 @@ pub enum ConsoleAccess {
 pub type OpenConsole =
     unsafe fn(&ConsoleDescriptor, ConsoleAccess) -> Option<&'static dyn ConsoleSink>;
 
-static POWER: spin::Once<PowerMethods> = spin::Once::new();
+/// How the machine can be stopped; grows as the kernel learns more (the
+/// command line first, then ACPI or the device tree).
+static POWER: spin::Mutex<PowerMethods> = spin::Mutex::new(PowerMethods {
+    psci: None,
+    acpi_reset_port: None,
+    qemu_exit: false,
+});
+
+/// The platform's console opener, kept for the fallback console.
+static OPEN_CONSOLE: spin::Once<OpenConsole> = spin::Once::new();
+
+fn power_methods() -> PowerMethods {
+    // The lock is only held to copy the value, never across a call that can
+    // fail; should it be held anyway (a fault inside), stop the plain way.
+    POWER.try_lock().map(|p| *p).unwrap_or_default()
+}
 
 fn stop_with<A: Arch>(status: ExitStatus) -> ! {
-    let methods = POWER.get().copied().unwrap_or_default();
-    A::power_off(status, &methods)
+    A::power_off(status, &power_methods())
 }
 
 fn reset_with<A: Arch>() -> ! {
-    let methods = POWER.get().copied().unwrap_or_default();
-    A::reset(&methods)
+    A::reset(&power_methods())
 }
 
-fn halt<A: Arch>(_status: ExitStatus) -> ! {
-    A::halt()
+/// Opens the architecture's legacy serial port (x86 COM1): the fallback
+/// console.
+fn open_legacy_console<A: Arch>() -> Option<&'static dyn ConsoleSink> {
+    let (port, io, open) = (A::LEGACY_CONSOLE_PORT?, A::port_io()?, OPEN_CONSOLE.get()?);
+    let access = ConsoleAccess::Port { base: port, io };
+    // SAFETY: the architecture names this port as its legacy serial port.
+    unsafe { open(&ConsoleDescriptor::legacy_port(port), access) }
 }
 
 /// The booted kernel, handed to the target's `main`.
@@ -73,8 +92,6 @@ pub struct Kernel {
     pub device_memory: DeviceMemory,
     /// What ACPI said.
     pub acpi: AcpiSummary,
-    /// The console in use.
-    pub console: Option<ConsoleDescriptor>,
     ticks: fn() -> u64,
     wait_for_interrupt: fn(),
     stop: panic::StopFn,
@@ -92,9 +109,16 @@ impl Kernel {
         time::micros_since_entry((self.ticks)()).map(|us| us / 1000)
     }
 
+    /// The console in use (it may have changed during boot when the first
+    /// one stopped working).
+    pub fn console(&self) -> Option<ConsoleDescriptor> {
+        logger::console()
+    }
+
     /// Prints the one `stratus: ready` line.
     pub fn print_ready_line(&self) {
-        let console: &dyn core::fmt::Display = match &self.console {
+        let console = self.console();
+        let console: &dyn core::fmt::Display = match &console {
             Some(c) => c,
             None => &"none",
         };
@@ -135,13 +159,30 @@ impl Kernel {
 pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     A::init_exceptions();
     logger::init(A::ticks);
-    panic::set_stop(halt::<A>);
+    OPEN_CONSOLE.call_once(|| open_console);
+    if let Some(port) = A::LEGACY_CONSOLE_PORT {
+        logger::set_fallback(Fallback {
+            console: ConsoleDescriptor::legacy_port(port),
+            open: open_legacy_console::<A>,
+        });
+    }
+    // Until ACPI says more, the machine stops the way the command line
+    // allows (QEMU's exit device under the test harness), else halts.
+    let cmdline = CommandLine::new(limine_boot::cmdline());
+    POWER.lock().qemu_exit = cmdline.is("exit", "qemu");
+    panic::set_stop(stop_with::<A>);
 
+    // A loader that does not speak our base revision still answered in its
+    // own (the same layout for the responses used here): go on just far
+    // enough to reach a console, then say why the kernel cannot boot.
+    let revision = limine_boot::check_base_revision();
+    if let Err(e) = revision {
+        log::error!("cannot boot: {e}; looking for a console to say so");
+    }
     let boot = match limine_boot::boot_info(entry_ticks) {
         Ok(boot) => boot,
-        Err(e) => fail_without_memory::<A>(open_console, e),
+        Err(e) => cannot_boot(e),
     };
-    let cmdline = CommandLine::new(boot.cmdline);
     log::info!(
         "Stratus on {}, loaded by {} {} at phys {:#x} (cmdline \"{}\")",
         A::NAME,
@@ -169,16 +210,19 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
             AcpiSummary::empty()
         }
     };
-    POWER.call_once(|| PowerMethods {
-        psci: acpi.psci,
-        acpi_reset_port: acpi.reset_port,
-        qemu_exit: cmdline.is("exit", "qemu"),
-    });
-    panic::set_stop(stop_with::<A>);
+    {
+        let mut power = POWER.lock();
+        power.psci = acpi.psci;
+        power.acpi_reset_port = acpi.reset_port;
+    }
 
-    let mut device_memory = DeviceMemory::new(boot.hhdm_offset, &boot.memory_map);
-    let console = attach_console::<A>(&acpi.spcr, open_console, &mut device_memory, &mut frames);
+    // The clock first, so that waits for the console are bounded in time.
     init_clock::<A>(&acpi, entry_ticks);
+    let mut device_memory = DeviceMemory::new(boot.hhdm_offset, &boot.memory_map);
+    attach_console::<A>(&acpi.spcr, open_console, &mut device_memory, &mut frames);
+    if let Err(e) = revision {
+        cannot_boot(e);
+    }
 
     log::info!(
         "memory: {} MiB RAM, {} MiB free, {} map entries, direct map at {:#x}",
@@ -197,7 +241,6 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         frames,
         device_memory,
         acpi,
-        console,
         ticks: A::ticks,
         wait_for_interrupt: A::wait_for_interrupt,
         stop: stop_with::<A>,
@@ -221,45 +264,89 @@ fn init_heap(boot: &BootInfo, frames: &mut FrameAllocator) {
     log::info!("heap: {} KiB at phys {:#x}", want / 1024, phys);
 }
 
+/// Attaches the console SPCR names, or the legacy port when there is none or
+/// it cannot be used.
 fn attach_console<A: Arch>(
     spcr: &SpcrOutcome,
     open_console: OpenConsole,
     device_memory: &mut DeviceMemory,
     frames: &mut FrameAllocator,
-) -> Option<ConsoleDescriptor> {
-    let chosen = match spcr {
-        SpcrOutcome::Console(d) => Some(*d),
-        SpcrOutcome::Absent | SpcrOutcome::Unusable(_) | SpcrOutcome::Invalid => {
-            A::LEGACY_CONSOLE_PORT.map(ConsoleDescriptor::legacy_port)
+) {
+    if let SpcrOutcome::Console(chosen) = spcr {
+        match open_uart::<A>(chosen, open_console, device_memory, frames) {
+            Ok(sink) => {
+                logger::attach_console(sink, *chosen);
+                log::info!("console: {chosen} from SPCR");
+                return;
+            }
+            Err(e) => log::warn!("console: {chosen} from SPCR refused: {e}"),
         }
-    }?;
-    let access = match chosen.registers {
+    }
+    let Some(port) = A::LEGACY_CONSOLE_PORT else {
+        return;
+    };
+    let legacy = ConsoleDescriptor::legacy_port(port);
+    let Ok(sink) = open_uart::<A>(&legacy, open_console, device_memory, frames) else {
+        return;
+    };
+    logger::attach_console(sink, legacy);
+    match spcr {
+        SpcrOutcome::Console(_) => {
+            log::warn!("console: {legacy} (SPCR console unusable; legacy port)")
+        }
+        SpcrOutcome::Absent => log::info!("console: {legacy} (no SPCR table, legacy port)"),
+        SpcrOutcome::Unusable(e) => log::warn!("console: {legacy} ({e}; legacy port)"),
+        SpcrOutcome::Invalid => log::warn!("console: {legacy} (SPCR invalid; legacy port)"),
+    }
+}
+
+/// Why a console UART could not be opened.
+#[derive(Clone, Copy, Debug)]
+enum ConsoleError {
+    /// Its registers could not (or must not) be mapped.
+    Map(DeviceMapError),
+    /// Port registers on an architecture without port I/O.
+    NoPortIo,
+    /// The platform has no driver for it.
+    NoDriver,
+}
+
+impl core::fmt::Display for ConsoleError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ConsoleError::Map(e) => write!(f, "{e}"),
+            ConsoleError::NoPortIo => f.write_str("no I/O ports on this architecture"),
+            ConsoleError::NoDriver => f.write_str("no driver for it"),
+        }
+    }
+}
+
+/// Maps a UART's registers (checked against the memory map) and builds its
+/// driver.
+fn open_uart<A: Arch>(
+    uart: &ConsoleDescriptor,
+    open_console: OpenConsole,
+    device_memory: &mut DeviceMemory,
+    frames: &mut FrameAllocator,
+) -> Result<&'static dyn ConsoleSink, ConsoleError> {
+    let access = match uart.registers {
         UartRegisters::Port { base } => ConsoleAccess::Port {
             base,
-            io: A::port_io()?,
+            io: A::port_io().ok_or(ConsoleError::NoPortIo)?,
         },
-        UartRegisters::Mmio { phys, width } => match device_memory.map::<A>(phys, 0x1000, frames) {
-            Ok(region) => ConsoleAccess::Mmio {
+        UartRegisters::Mmio { phys, width } => {
+            let region = device_memory
+                .map::<A>(phys, 0x1000, frames)
+                .map_err(ConsoleError::Map)?;
+            ConsoleAccess::Mmio {
                 virt: region.virt,
                 width,
-            },
-            Err(e) => {
-                log::error!("cannot map console registers at {phys:#x}: {e}");
-                return None;
             }
-        },
+        }
     };
-    // SAFETY: `access` is the descriptor's port range or its registers just
-    // mapped with device attributes.
-    let sink = unsafe { open_console(&chosen, access) }?;
-    logger::attach_console(sink);
-    match spcr {
-        SpcrOutcome::Console(_) => log::info!("console: {chosen} from SPCR"),
-        SpcrOutcome::Absent => log::info!("console: {chosen} (no SPCR table, legacy port)"),
-        SpcrOutcome::Unusable(e) => log::warn!("console: {chosen} ({e}; legacy port)"),
-        SpcrOutcome::Invalid => log::warn!("console: {chosen} (SPCR invalid; legacy port)"),
-    }
-    Some(chosen)
+    // SAFETY: `access` is the descriptor's port range (validated to fit the
+    // port space) or its registers just mapped with device attributes.
+    unsafe { open_console(uart, access) }.ok_or(ConsoleError::NoDriver)
 }
 
 fn init_clock<A: Arch>(acpi: &AcpiSummary, entry_ticks: u64) {
@@ -291,17 +378,10 @@ fn init_clock<A: Arch>(acpi: &AcpiSummary, entry_ticks: u64) {
     }
 }
 
-/// The loader's answers are unusable: there is no memory map to build on.
-/// Say so on the legacy console if the architecture has one, then stop.
-fn fail_without_memory<A: Arch>(open_console: OpenConsole, error: limine_boot::BootError) -> ! {
-    if let (Some(port), Some(io)) = (A::LEGACY_CONSOLE_PORT, A::port_io()) {
-        let descriptor = ConsoleDescriptor::legacy_port(port);
-        let access = ConsoleAccess::Port { base: port, io };
-        // SAFETY: the architecture names this port as its legacy serial port.
-        let sink = unsafe { open_console(&descriptor, access) };
-        if let Some(sink) = sink {
-            logger::attach_console(sink);
-        }
-    }
+/// Stops the boot: says why on the console in use, or on the fallback
+/// console when there is none yet (x86 COM1), then panics, which stops the
+/// machine with a failure status.
+fn cannot_boot(error: limine_boot::BootError) -> ! {
+    logger::ensure_console();
     panic!("cannot boot: {error}")
 }

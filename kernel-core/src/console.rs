@@ -6,6 +6,7 @@
 //! 16550 at an I/O port on x86 clouds). Only when there is no SPCR does an x86
 //! kernel fall back to the legacy COM1 port ([`stratus_arch::Arch::LEGACY_CONSOLE_PORT`]).
 
+use crate::time;
 use core::fmt;
 
 /// Something that accepts console output. Implemented by UART drivers.
@@ -14,7 +15,49 @@ use core::fmt;
 /// before the heap); the logger serialises all calls.
 pub trait ConsoleSink: Sync {
     /// Writes bytes, translating `\n` to `\r\n` as a terminal expects.
-    fn write_bytes(&self, bytes: &[u8]);
+    ///
+    /// Fails when the device did not become ready within [`READY_TIMEOUT_MICROS`]
+    /// (see [`wait_ready`]); from then on the sink is dead and fails at once,
+    /// without waiting again.
+    fn write_bytes(&self, bytes: &[u8]) -> Result<(), ConsoleTimeout>;
+}
+
+/// A console device did not become ready in time and was given up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsoleTimeout;
+
+/// How long a console may take to accept one byte: one character at 9600
+/// baud takes about 1 ms, so 10 ms is far beyond what a working UART needs,
+/// and short enough that a dead one costs no more than a moment.
+pub const READY_TIMEOUT_MICROS: u64 = 10_000;
+
+/// Status reads allowed while the counter frequency is not known yet. Under
+/// QEMU TCG a read of a device register that is not there takes tens of
+/// microseconds, so this stays in the tens of milliseconds; on hardware a
+/// register read takes 0.1 to 2 microseconds, so a working UART at 115200
+/// baud (87 microseconds a character) is never cut off.
+pub const READY_READ_BUDGET: u32 = 2_000;
+
+/// Polls `ready` until it says yes, for at most [`READY_TIMEOUT_MICROS`] once
+/// the clock is known, else for at most [`READY_READ_BUDGET`] reads. Returns
+/// whether the device became ready.
+pub fn wait_ready(mut ready: impl FnMut() -> bool) -> bool {
+    let start = time::now_micros();
+    let mut reads: u32 = 0;
+    loop {
+        if ready() {
+            return true;
+        }
+        reads = reads.saturating_add(1);
+        let expired = match (start, time::now_micros()) {
+            (Some(start), Some(now)) => now.saturating_sub(start) >= READY_TIMEOUT_MICROS,
+            _ => reads >= READY_READ_BUDGET,
+        };
+        if expired {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
 }
 
 /// The UART register interface.

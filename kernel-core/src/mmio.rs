@@ -237,10 +237,12 @@ mod tests {
     #[test]
     fn ram_and_kernel_memory_are_refused() {
         let map = q35_map();
-        let refused = |phys, len| check_device_range(&map, phys, len).map_err(|e| match e {
-            DeviceMapError::NotDeviceMemory { kind, .. } => Some(kind),
-            _ => None,
-        });
+        let refused = |phys, len| {
+            check_device_range(&map, phys, len).map_err(|e| match e {
+                DeviceMapError::NotDeviceMemory { kind, .. } => Some(kind),
+                _ => None,
+            })
+        };
         assert_eq!(refused(0x90_0000, 0x1000), Err(Some(MemoryKind::Usable)));
         assert_eq!(
             refused(0x1db9_1000, 8),
