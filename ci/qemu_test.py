@@ -71,6 +71,9 @@ IMAGES = {
 SPCR_TABLES = {
     "spcr-com1": (0x00, 1, 8, 1, 0x3f8),         # 16550 in I/O space, as x86 clouds state it
     "spcr-unsupported": (0x10, 0, 32, 3, 0x1000),  # a UART type Stratus has no driver for
+    "spcr-nothing-there": (0x00, 0, 8, 1, 0x10_0000_0000),  # MMIO 16550 where no device is
+    "spcr-port-wraps": (0x00, 1, 8, 1, 0xfffd),  # registers 0xfffd..0x10004 wrap to port 0
+    "spcr-in-ram": (0x00, 0, 8, 1, 0x90_0000),  # usable RAM (the heap) named as a UART
 }
 
 # With LIMINE_DIR set (genuine Limine instead of our loader), cases marked our_loader
@@ -100,6 +103,26 @@ CASES = [
          acpi_tables=["spcr-unsupported"],
          expect=[r"WARN  boot: console: 16550@port:0x3f8 \(SPCR interface type 0x10 is not "
                  r"supported; legacy port\)", READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90),
+    # A console that never gets ready is given up within a bounded time (the run would take
+    # hours otherwise); a wrapping port range and an address in RAM are refused outright.
+    dict(name="spcr-nothing-there", image="ready", arches=["x86_64"],
+         acpi_tables=["spcr-nothing-there"],
+         expect=[r"WARN  log: console 16550@mmio:0x1000000000/1 did not become ready within "
+                 r"\d+ ms; abandoned, now on 16550@port:0x3f8$",
+                 r"WARN  boot: console: 16550@mmio:0x1000000000/1 from SPCR did not work; now on "
+                 r"16550@port:0x3f8$",
+                 r"^stratus: ready .*console=16550@port:0x3f8\b"],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90),
+    dict(name="spcr-port-wraps", image="ready", arches=["x86_64"],
+         acpi_tables=["spcr-port-wraps"],
+         expect=[r"WARN  boot: console: 16550@port:0x3f8 \(SPCR I/O port 0xfffd out of range",
+                 READY], forbid=KERNEL_TROUBLE, exit="success", timeout=90),
+    dict(name="spcr-in-ram", image="ready", arches=["x86_64"], acpi_tables=["spcr-in-ram"],
+         expect=[r"WARN  boot: console: 16550@mmio:0x900000/1 from SPCR refused: the memory "
+                 r"map says Usable memory is there",
+                 r"WARN  boot: console: 16550@port:0x3f8 \(SPCR console unusable; legacy port\)",
+                 r"^stratus: ready .*console=16550@port:0x3f8\b"],
          forbid=KERNEL_TROUBLE, exit="success", timeout=90),
     dict(name="loader-missing-kernel", image="no-kernel", expect=[LOADER_NOT_FOUND],
          forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),

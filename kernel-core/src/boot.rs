@@ -276,7 +276,12 @@ fn attach_console<A: Arch>(
         match open_uart::<A>(chosen, open_console, device_memory, frames) {
             Ok(sink) => {
                 logger::attach_console(sink, *chosen);
-                log::info!("console: {chosen} from SPCR");
+                match logger::console() {
+                    Some(now) if now != *chosen => {
+                        log::warn!("console: {chosen} from SPCR did not work; now on {now}")
+                    }
+                    _ => log::info!("console: {chosen} from SPCR"),
+                }
                 return;
             }
             Err(e) => log::warn!("console: {chosen} from SPCR refused: {e}"),
