@@ -10,6 +10,7 @@ use crate::acpi::{self, AcpiSummary, PmTimer, SpcrOutcome};
 use crate::boot_info::BootInfo;
 use crate::cmdline::CommandLine;
 use crate::console::{ConsoleDescriptor, ConsoleSink, UartRegisters};
+use crate::devicetree::{self, DtConsoleError, DtSummary};
 use crate::fixed_string::FixedString;
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::logger::Fallback;
@@ -198,28 +199,29 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     let mut frames = FrameAllocator::from_memory_map(&boot.memory_map);
     init_heap(&boot, &mut frames);
 
-    let acpi = match boot.rsdp {
-        // SAFETY: the address is the loader's RSDP, and the direct map covers
-        // the ACPI tables (Limine protocol, base revision 2).
-        Some(rsdp) => unsafe { acpi::discover(rsdp, boot.hhdm_offset) }.unwrap_or_else(|e| {
-            log::error!("{e}; continuing without ACPI");
-            AcpiSummary::empty()
-        }),
-        None => {
-            log::warn!("the loader gave no RSDP; continuing without ACPI");
-            AcpiSummary::empty()
-        }
+    let acpi = read_acpi(&boot);
+    // Machines without ACPI describe themselves with a device tree.
+    let dt = match acpi.spcr {
+        SpcrOutcome::Absent => read_device_tree(&boot),
+        _ => None,
     };
     {
         let mut power = POWER.lock();
-        power.psci = acpi.psci;
+        power.psci = acpi.psci.or(dt.and_then(|dt| dt.psci));
         power.acpi_reset_port = acpi.reset_port;
     }
 
     // The clock first, so that waits for the console are bounded in time.
     init_clock::<A>(&acpi, entry_ticks);
     let mut device_memory = DeviceMemory::new(boot.hhdm_offset, &boot.memory_map);
-    attach_console::<A>(&acpi.spcr, open_console, &mut device_memory, &mut frames);
+    let dt_console = dt.map(|dt| dt.console);
+    attach_console::<A>(
+        &acpi.spcr,
+        dt_console,
+        open_console,
+        &mut device_memory,
+        &mut frames,
+    );
     if let Err(e) = revision {
         cannot_boot(e);
     }
@@ -264,28 +266,99 @@ fn init_heap(boot: &BootInfo, frames: &mut FrameAllocator) {
     log::info!("heap: {} KiB at phys {:#x}", want / 1024, phys);
 }
 
-/// Attaches the console SPCR names, or the legacy port when there is none or
-/// it cannot be used.
+/// ACPI discovery, when the loader gave an RSDP whose tables the direct map
+/// reaches.
+fn read_acpi(boot: &BootInfo) -> AcpiSummary {
+    let Some(rsdp) = boot.rsdp else {
+        match boot.dtb {
+            Some(_) => log::warn!("no ACPI (the loader gave no RSDP); using the device tree"),
+            None => log::warn!("no ACPI (the loader gave no RSDP) and no device tree"),
+        }
+        return AcpiSummary::empty();
+    };
+    // From base revision 3 on, the direct map leaves ACPI memory out; a
+    // kernel that got there (a loader ignoring the revision it asked for)
+    // must not read the tables.
+    if let Some(revision) = limine_boot::loaded_base_revision()
+        && revision >= 3
+    {
+        log::warn!(
+            "ACPI tables are not in the direct map under base revision {revision}; not read"
+        );
+        return AcpiSummary::empty();
+    }
+    // SAFETY: the address is the loader's RSDP, and under base revisions 0
+    // to 2 the direct map covers the ACPI tables.
+    unsafe { acpi::discover(rsdp, boot.hhdm_offset) }.unwrap_or_else(|e| {
+        log::error!("{e}; continuing without ACPI");
+        AcpiSummary::empty()
+    })
+}
+
+/// The device tree's console and PSCI conduit, when the loader handed over
+/// a tree in memory the direct map covers.
+fn read_device_tree(boot: &BootInfo) -> Option<DtSummary> {
+    let phys = boot.dtb?;
+    // SAFETY: `direct_map_blob` reads only through the direct map, after
+    // checking the blob lies in RAM the loader maps there.
+    let blob = unsafe { devicetree::direct_map_blob(phys, boot.hhdm_offset, &boot.memory_map) };
+    match blob.and_then(devicetree::summarize) {
+        Ok(summary) => Some(summary),
+        Err(e) => {
+            log::error!("device tree at {phys:#x} unusable: {e}");
+            None
+        }
+    }
+}
+
+/// Opens `chosen` and makes it the console; says where it came from.
+fn try_console<A: Arch>(
+    chosen: &ConsoleDescriptor,
+    source: &str,
+    open_console: OpenConsole,
+    device_memory: &mut DeviceMemory,
+    frames: &mut FrameAllocator,
+) -> bool {
+    match open_uart::<A>(chosen, open_console, device_memory, frames) {
+        Ok(sink) => {
+            logger::attach_console(sink, *chosen);
+            match logger::console() {
+                Some(now) if now != *chosen => {
+                    log::warn!("console: {chosen} from {source} did not work; now on {now}")
+                }
+                _ => log::info!("console: {chosen} from {source}"),
+            }
+            true
+        }
+        Err(e) => {
+            log::warn!("console: {chosen} from {source} refused: {e}");
+            false
+        }
+    }
+}
+
+/// Attaches the console SPCR names, else the one the device tree names,
+/// else the legacy port (when the architecture has one).
 fn attach_console<A: Arch>(
     spcr: &SpcrOutcome,
+    dt_console: Option<Result<ConsoleDescriptor, DtConsoleError>>,
     open_console: OpenConsole,
     device_memory: &mut DeviceMemory,
     frames: &mut FrameAllocator,
 ) {
-    if let SpcrOutcome::Console(chosen) = spcr {
-        match open_uart::<A>(chosen, open_console, device_memory, frames) {
-            Ok(sink) => {
-                logger::attach_console(sink, *chosen);
-                match logger::console() {
-                    Some(now) if now != *chosen => {
-                        log::warn!("console: {chosen} from SPCR did not work; now on {now}")
-                    }
-                    _ => log::info!("console: {chosen} from SPCR"),
-                }
-                return;
-            }
-            Err(e) => log::warn!("console: {chosen} from SPCR refused: {e}"),
+    let from_firmware = match (spcr, dt_console) {
+        (SpcrOutcome::Console(chosen), _) => Some((*chosen, "SPCR")),
+        (_, Some(Ok(chosen))) => Some((chosen, "the device tree")),
+        (_, Some(Err(e))) => {
+            log::warn!("console: the device tree names none: {e}");
+            None
         }
+        (_, None) => None,
+    };
+    if let Some((chosen, source)) = from_firmware
+        && try_console::<A>(&chosen, source, open_console, device_memory, frames)
+    {
+        return;
     }
     let Some(port) = A::LEGACY_CONSOLE_PORT else {
         return;

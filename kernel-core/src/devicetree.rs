@@ -14,6 +14,7 @@
 //! missing `/chosen` node is an `expect`), and ignores the `:options` suffix
 //! of `stdout-path`; its 0.2 is an alpha. The reader needed here is small.
 
+use crate::boot_info::{MemoryKind, MemoryMap};
 use crate::console::{ConsoleDescriptor, UartKind, UartRegisters};
 use core::fmt;
 use stratus_arch::PsciConduit;
@@ -22,8 +23,9 @@ use stratus_arch::PsciConduit;
 pub const FDT_MAGIC: u32 = 0xd00d_feed;
 /// Size of the header fields read here (up to `size_dt_struct`).
 pub const HEADER_SIZE: usize = 40;
-/// Largest tree accepted; QEMU's and firmware trees are a few KiB to 100 KiB.
-pub const MAX_TREE_SIZE: usize = 1 << 20;
+/// Largest tree accepted (the Stratus loader's limit too). QEMU's trees hold
+/// about 8 KiB in a 1 MiB `totalsize`; firmware may grow them further.
+pub const MAX_TREE_SIZE: usize = 16 << 20;
 
 const FDT_BEGIN_NODE: u32 = 1;
 const FDT_END_NODE: u32 = 2;
@@ -34,6 +36,44 @@ const FDT_END: u32 = 9;
 /// Deepest node nesting followed; real trees stay under ten levels.
 const MAX_DEPTH: usize = 32;
 
+/// The tree at physical `phys`, read through the direct map at
+/// `hhdm_offset`, after checking that header and blob lie inside one region
+/// `memory_map` lists as RAM the loader maps under every base revision
+/// (usable, loader-reclaimable, kernel and modules).
+///
+/// # Safety
+/// The loader must map those regions at `hhdm_offset` (Limine protocol), and
+/// nothing may write the blob while the returned slice lives.
+pub unsafe fn direct_map_blob(
+    phys: u64,
+    hhdm_offset: u64,
+    memory_map: &MemoryMap,
+) -> Result<&'static [u8], DtError> {
+    let inside_ram = |len: usize| {
+        memory_map.regions().iter().any(|r| {
+            matches!(
+                r.kind,
+                MemoryKind::Usable | MemoryKind::LoaderReclaimable | MemoryKind::KernelAndModules
+            ) && r.base <= phys
+                && phys
+                    .checked_add(len as u64)
+                    .is_some_and(|end| end <= r.end())
+        })
+    };
+    if !inside_ram(HEADER_SIZE) {
+        return Err(DtError::NotInRam);
+    }
+    let virt = phys.wrapping_add(hhdm_offset) as *const u8;
+    // SAFETY: the header lies in RAM the loader maps at `hhdm_offset` (checked).
+    let size = total_size(unsafe { core::slice::from_raw_parts(virt, HEADER_SIZE) })?;
+    if !inside_ram(size) {
+        return Err(DtError::NotInRam);
+    }
+    // SAFETY: as above, for the whole blob (checked); the caller guarantees
+    // nothing writes it.
+    Ok(unsafe { core::slice::from_raw_parts(virt, size) })
+}
+
 /// Why a device tree could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DtError {
@@ -41,6 +81,8 @@ pub enum DtError {
     Truncated,
     /// The magic number is wrong.
     BadMagic(u32),
+    /// The blob is not in RAM the direct map covers.
+    NotInRam,
     /// A block lies outside the blob.
     BadBlock,
     /// A token, name or property runs past the structure block, or the
@@ -53,6 +95,7 @@ impl fmt::Display for DtError {
         match self {
             DtError::Truncated => f.write_str("device tree truncated"),
             DtError::BadMagic(m) => write!(f, "device tree magic {m:#x} is wrong"),
+            DtError::NotInRam => f.write_str("device tree outside the RAM the direct map covers"),
             DtError::BadBlock => f.write_str("device tree block outside the blob"),
             DtError::Malformed => f.write_str("device tree structure is malformed"),
         }

@@ -136,6 +136,12 @@ pub fn check_base_revision() -> Result<(), BootError> {
     }
 }
 
+/// The base revision the loader used, when it says (loaders supporting
+/// revision 3 and later do).
+pub fn loaded_base_revision() -> Option<u64> {
+    BASE_REVISION.loaded_revision()
+}
+
 /// The command line, read on its own so that even a kernel that cannot boot
 /// knows how it is meant to stop (empty when the loader gave none).
 pub fn cmdline() -> &'static [u8] {
