@@ -54,7 +54,8 @@ NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
 # Images: name -> (command line, kernel variant). Kernel variants: "ok" (the built
 # demo kernel), "hello" (targets/hello, the smallest kernel), "missing" (no /boot/kernel-<arch>), "garbled" (first 64 KiB with the ELF
 # header overwritten), "truncated" (valid ELF header, only the first 4 KiB of the file),
-# "revision-99" (the demo kernel with its Limine base revision tag patched to ask for 99).
+# "revision-99" (the demo kernel with its Limine base revision tag patched to ask for 99),
+# "no-hhdm" (the demo kernel with its HHDM request's id garbled, so no loader answers it).
 # "default" is the image `make image` built (STRATUS_IMAGE), used as it is.
 IMAGES = {
     "ready": ("exit=qemu", "ok"),
@@ -66,6 +67,7 @@ IMAGES = {
     "garbled-kernel": ("exit=qemu", "garbled"),
     "truncated-kernel": ("exit=qemu", "truncated"),
     "revision-unsupported": ("exit=qemu", "revision-99"),
+    "no-hhdm": ("exit=qemu", "no-hhdm"),
 }
 
 # Extra ACPI tables handed to the firmware with QEMU's -acpitable (QEMU fixes the
@@ -142,6 +144,12 @@ CASES = [
          exit="failure", timeout=90),
     dict(name="revision-unsupported-acpi", image="revision-unsupported", arches=["aarch64"],
          expect=[HANDOFF], forbid=[CPU_EXCEPTION, r"^stratus: ready"], exit="failure", timeout=90),
+    # No HHDM response: nothing in memory is reachable. x86 says so on COM1; both stop.
+    dict(name="no-hhdm", image="no-hhdm", arches=["x86_64"],
+         expect=[r"^panic: cannot boot: the loader gave no HHDM response"],
+         forbid=[CPU_EXCEPTION, r"^stratus: ready"], exit="failure", timeout=90),
+    dict(name="no-hhdm", image="no-hhdm", arches=["aarch64"], expect=[HANDOFF],
+         forbid=[CPU_EXCEPTION, r"^stratus: ready"], exit="failure", timeout=90),
     # aarch64 with only a device tree (no ACPI): console from /chosen/stdout-path.
     dict(name="device-tree-only", image="ready", arches=["aarch64"],
          extra=["-machine", "acpi=off"],
@@ -246,7 +254,14 @@ def kernel_variant(arch: str, variant: str) -> str:
     if variant == "hello":
         return str(qemu.kernel_path(arch, "stratus-hello"))
     data = real.read_bytes()
-    if variant == "revision-99":
+    if variant == "no-hhdm":
+        ids = [0xc7b1dd30df4c8b88, 0x0a82e883a194f07b, 0x48dcf1cb8ad2b852, 0x63984e959a98244b]
+        hhdm_id = b"".join(w.to_bytes(8, "little") for w in ids)
+        if data.count(hhdm_id) != 1:
+            raise ValueError(f"{real}: no single HHDM request to garble")
+        at = data.find(hhdm_id) + 24
+        bad = data[:at] + (0x0123456789abcdef).to_bytes(8, "little") + data[at + 8:]
+    elif variant == "revision-99":
         # Limine base revision tag: two magic words, then the requested revision.
         tag = (0xf9562b2d5c95a6c8).to_bytes(8, "little") + (0x6a7b384944536bdc).to_bytes(8, "little")
         at = data.find(tag + (2).to_bytes(8, "little"))

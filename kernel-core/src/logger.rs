@@ -420,6 +420,50 @@ mod tests {
         assert_eq!(*dead.calls.lock().unwrap(), 1);
     }
 
+    /// A fault before any console (x86: while reading the loader's answers)
+    /// is logged into the early buffer; the panic path opens the fallback and
+    /// writes the buffer out before the panic message.
+    #[test]
+    fn the_panic_path_reaches_the_fallback_with_the_early_log() {
+        let mut state = std::boxed::Box::new(LoggerState {
+            out: Output {
+                sink: None,
+                console: None,
+                fallback: Some(Fallback {
+                    console: ConsoleDescriptor::legacy_port(0x2f8),
+                    open: open_com2,
+                }),
+                abandoned: None,
+                ticks: None,
+            },
+            early: EarlyBuffer {
+                bytes: [0; EARLY_BUFFER_SIZE],
+                len: 0,
+                lost: 0,
+            },
+        });
+        write!(state, "CPU exception: page fault\n").unwrap();
+        assert!(com2().written.lock().unwrap().is_empty());
+        state.out.ensure_console();
+        state.flush_early();
+        write!(state, "panic: fatal\n").unwrap();
+        assert_eq!(
+            com2().written.lock().unwrap().as_slice(),
+            b"CPU exception: page fault\npanic: fatal\n"
+        );
+        assert_eq!(state.early.len, 0);
+    }
+
+    static COM2_SINK: spin::Once<&'static FakeSink> = spin::Once::new();
+
+    fn com2() -> &'static FakeSink {
+        COM2_SINK.call_once(|| leak_sink(true))
+    }
+
+    fn open_com2() -> Option<&'static dyn ConsoleSink> {
+        Some(com2())
+    }
+
     #[test]
     fn early_buffer_counts_overflow() {
         let mut b = EarlyBuffer {

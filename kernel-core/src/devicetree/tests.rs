@@ -9,8 +9,11 @@ use std::vec::Vec;
 /// QEMU 10 `virt,gic-version=3,its=on,acpi=off`, 512 MiB, 2 CPUs.
 const QEMU_VIRT: &[u8] = include_bytes!("../../testdata/qemu-virt-acpi-off.dtb");
 
+/// A property: name and value.
+type Prop<'a> = (&'a str, &'a [u8]);
+
 /// Builds a flattened tree: `nodes` is a list of (depth, name, properties).
-fn build(nodes: &[(usize, &str, &[(&str, &[u8])])]) -> Vec<u8> {
+fn build(nodes: &[(usize, &str, &[Prop<'_>])]) -> Vec<u8> {
     let mut structs = Vec::new();
     let mut strings: Vec<u8> = Vec::new();
     let mut depth_open = 0usize;
