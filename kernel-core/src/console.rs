@@ -31,11 +31,12 @@ pub struct ConsoleTimeout;
 /// and short enough that a dead one costs no more than a moment.
 pub const READY_TIMEOUT_MICROS: u64 = 10_000;
 
-/// Status reads allowed while the counter frequency is not known yet. Under
-/// QEMU TCG a read of a device register that is not there takes tens of
-/// microseconds, so this stays in the tens of milliseconds; on hardware a
-/// register read takes 0.1 to 2 microseconds, so a working UART at 115200
-/// baud (87 microseconds a character) is never cut off.
+/// Status reads allowed while the counter frequency is not known yet (x86
+/// before calibration, or a machine with neither an architectural frequency
+/// nor an ACPI PM timer). A working UART at 115200 baud frees its transmitter
+/// within one character time (87 microseconds), which 2,000 reads outlast as
+/// long as one register read takes more than about 45 ns; a dead UART costs
+/// one such wait, since it is then dropped.
 pub const READY_READ_BUDGET: u32 = 2_000;
 
 /// Polls `ready` until it says yes, for at most [`READY_TIMEOUT_MICROS`] once
