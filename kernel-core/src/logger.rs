@@ -29,6 +29,14 @@ struct EarlyBuffer {
 }
 
 impl EarlyBuffer {
+    const fn new() -> Self {
+        Self {
+            bytes: [0; EARLY_BUFFER_SIZE],
+            len: 0,
+            lost: 0,
+        }
+    }
+
     fn push(&mut self, data: &[u8]) {
         let room = EARLY_BUFFER_SIZE - self.len;
         let take = room.min(data.len());
@@ -59,6 +67,16 @@ struct Output {
 }
 
 impl Output {
+    const fn new() -> Self {
+        Self {
+            sink: None,
+            console: None,
+            fallback: None,
+            abandoned: None,
+            ticks: None,
+        }
+    }
+
     /// Writes `data` to the console, switching to the fallback when the
     /// console times out. False when there is no working console.
     fn emit(&mut self, data: &[u8]) -> bool {
@@ -156,18 +174,8 @@ impl Write for LoggerState {
 }
 
 static STATE: Mutex<LoggerState> = Mutex::new(LoggerState {
-    out: Output {
-        sink: None,
-        console: None,
-        fallback: None,
-        abandoned: None,
-        ticks: None,
-    },
-    early: EarlyBuffer {
-        bytes: [0; EARLY_BUFFER_SIZE],
-        len: 0,
-        lost: 0,
-    },
+    out: Output::new(),
+    early: EarlyBuffer::new(),
 });
 
 struct KernelLogger;
@@ -374,8 +382,7 @@ mod tests {
                 console: ConsoleDescriptor::legacy_port(0x3f8),
                 open: open_com1,
             }),
-            abandoned: None,
-            ticks: None,
+            ..Output::new()
         }
     }
 
@@ -426,21 +433,12 @@ mod tests {
     #[test]
     fn the_panic_path_reaches_the_fallback_with_the_early_log() {
         let mut state = std::boxed::Box::new(LoggerState {
-            out: Output {
-                sink: None,
-                console: None,
-                fallback: Some(Fallback {
-                    console: ConsoleDescriptor::legacy_port(0x2f8),
-                    open: open_com2,
-                }),
-                abandoned: None,
-                ticks: None,
-            },
-            early: EarlyBuffer {
-                bytes: [0; EARLY_BUFFER_SIZE],
-                len: 0,
-                lost: 0,
-            },
+            out: Output::new(),
+            early: EarlyBuffer::new(),
+        });
+        state.out.fallback = Some(Fallback {
+            console: ConsoleDescriptor::legacy_port(0x2f8),
+            open: open_com2,
         });
         write!(state, "CPU exception: page fault\n").unwrap();
         assert!(com2().written.lock().unwrap().is_empty());
@@ -466,11 +464,7 @@ mod tests {
 
     #[test]
     fn early_buffer_counts_overflow() {
-        let mut b = EarlyBuffer {
-            bytes: [0; EARLY_BUFFER_SIZE],
-            len: 0,
-            lost: 0,
-        };
+        let mut b = EarlyBuffer::new();
         b.push(&[b'x'; EARLY_BUFFER_SIZE - 2]);
         b.push(b"abcd");
         assert_eq!(b.len, EARLY_BUFFER_SIZE);
