@@ -440,11 +440,11 @@ mod tests {
             console: ConsoleDescriptor::legacy_port(0x2f8),
             open: open_com2,
         });
-        write!(state, "CPU exception: page fault\n").unwrap();
+        writeln!(state, "CPU exception: page fault").unwrap();
         assert!(com2().written.lock().unwrap().is_empty());
         state.out.ensure_console();
         state.flush_early();
-        write!(state, "panic: fatal\n").unwrap();
+        writeln!(state, "panic: fatal").unwrap();
         assert_eq!(
             com2().written.lock().unwrap().as_slice(),
             b"CPU exception: page fault\npanic: fatal\n"
