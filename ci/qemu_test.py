@@ -42,6 +42,8 @@ RESETTING = r"boot: resetting$"
 RESET_METHOD = r"reset: (FADT reset register|PSCI SYSTEM_RESET over Hvc)"
 TEST_PANIC = r"^panic: test=panic on the command line at \S+main\.rs:\d+:\d+"
 FAULT_ADDRESS = r"0x0*fffffff0dead0000\b"
+# A response pointer no loader wrote, where nothing is mapped.
+UNMAPPED_RESPONSE = 0xfffffff0beef0000
 REVISION_ERROR = r"ERROR boot: cannot boot: the loader does not support Limine base revision 2"
 REVISION_PANIC = r"^panic: cannot boot: the loader does not support Limine base revision 2"
 LOADER_NOT_FOUND = r"stratus-loader: error:.*not found"
@@ -55,7 +57,9 @@ NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
 # demo kernel), "hello" (targets/hello, the smallest kernel), "missing" (no /boot/kernel-<arch>), "garbled" (first 64 KiB with the ELF
 # header overwritten), "truncated" (valid ELF header, only the first 4 KiB of the file),
 # "revision-99" (the demo kernel with its Limine base revision tag patched to ask for 99),
-# "no-hhdm" (the demo kernel with its HHDM request's id garbled, so no loader answers it).
+# "no-hhdm" (the demo kernel with its HHDM request's id garbled, so no loader answers it),
+# "bad-memory-map" (the memory map request garbled likewise, its response pointer preset to
+# an unmapped address: the kernel faults while reading the loader's answers).
 # "default" is the image `make image` built (STRATUS_IMAGE), used as it is.
 IMAGES = {
     "ready": ("exit=qemu", "ok"),
@@ -68,6 +72,7 @@ IMAGES = {
     "truncated-kernel": ("exit=qemu", "truncated"),
     "revision-unsupported": ("exit=qemu", "revision-99"),
     "no-hhdm": ("exit=qemu", "no-hhdm"),
+    "bad-memory-map": ("exit=qemu", "bad-memory-map"),
 }
 
 # Extra ACPI tables handed to the firmware with QEMU's -acpitable (QEMU fixes the
@@ -150,6 +155,13 @@ CASES = [
          forbid=[CPU_EXCEPTION, r"^stratus: ready"], exit="failure", timeout=90),
     dict(name="no-hhdm", image="no-hhdm", arches=["aarch64"], expect=[HANDOFF],
          forbid=[CPU_EXCEPTION, r"^stratus: ready"], exit="failure", timeout=90),
+    # A fault while reading the loader's answers, before any console: reported on the
+    # fallback console (x86 COM1) with the early log; arm has none, it only stops.
+    dict(name="fault-reading-answers", image="bad-memory-map", arches=["x86_64"],
+         expect=[PAGE_FAULT, r"addr=0x0*fffffff0beef00[0-9a-f]{2}\b", FATAL_EXCEPTION_PANIC],
+         forbid=[r"^stratus: ready"], exit="failure", timeout=90),
+    dict(name="fault-reading-answers", image="bad-memory-map", arches=["aarch64"],
+         expect=[HANDOFF], forbid=[r"^stratus: ready"], exit="failure", timeout=90),
     # aarch64 with only a device tree (no ACPI): console from /chosen/stdout-path.
     dict(name="device-tree-only", image="ready", arches=["aarch64"],
          extra=["-machine", "acpi=off"],
@@ -254,13 +266,18 @@ def kernel_variant(arch: str, variant: str) -> str:
     if variant == "hello":
         return str(qemu.kernel_path(arch, "stratus-hello"))
     data = real.read_bytes()
-    if variant == "no-hhdm":
-        ids = [0xc7b1dd30df4c8b88, 0x0a82e883a194f07b, 0x48dcf1cb8ad2b852, 0x63984e959a98244b]
-        hhdm_id = b"".join(w.to_bytes(8, "little") for w in ids)
-        if data.count(hhdm_id) != 1:
-            raise ValueError(f"{real}: no single HHDM request to garble")
-        at = data.find(hhdm_id) + 24
-        bad = data[:at] + (0x0123456789abcdef).to_bytes(8, "little") + data[at + 8:]
+    if variant in ("no-hhdm", "bad-memory-map"):
+        # Limine request: id (common magic + two words), revision, response pointer.
+        words = {"no-hhdm": (0x48dcf1cb8ad2b852, 0x63984e959a98244b),
+                 "bad-memory-map": (0x67cf3d9d378a806f, 0xe304acdfc50c3c62)}[variant]
+        ids = [0xc7b1dd30df4c8b88, 0x0a82e883a194f07b, *words]
+        request_id = b"".join(w.to_bytes(8, "little") for w in ids)
+        if data.count(request_id) != 1:
+            raise ValueError(f"{real}: no single {variant} request to garble")
+        at = data.find(request_id)
+        response = UNMAPPED_RESPONSE if variant == "bad-memory-map" else 0
+        bad = (data[:at + 24] + (0x0123456789abcdef).to_bytes(8, "little")
+               + data[at + 32:at + 40] + response.to_bytes(8, "little") + data[at + 48:])
     elif variant == "revision-99":
         # Limine base revision tag: two magic words, then the requested revision.
         tag = (0xf9562b2d5c95a6c8).to_bytes(8, "little") + (0x6a7b384944536bdc).to_bytes(8, "little")
