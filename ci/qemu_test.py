@@ -73,6 +73,7 @@ IMAGES = {
     "revision-unsupported": ("exit=qemu", "revision-99"),
     "no-hhdm": ("exit=qemu", "no-hhdm"),
     "bad-memory-map": ("exit=qemu", "bad-memory-map"),
+    "revision-unsupported-no-exit": ("", "revision-99"),
 }
 
 # Extra ACPI tables handed to the firmware with QEMU's -acpitable (QEMU fixes the
@@ -91,6 +92,7 @@ SPCR_TABLES = {
 # are skipped and the HANDOFF pattern is dropped from the others.
 # exit: "success" / "failure" (the kernel's exit device, see ci/qemu.py EXIT_STATUS),
 # "reset" (the guest reset the machine, which -no-reboot turns into exit status 0),
+# "poweroff" (aarch64: PSCI SYSTEM_OFF without the exit device, exit status 0),
 # or "kill" (the runner stops QEMU once every expected pattern matched; the exit status
 # is not checked).
 # timeout: seconds for the whole case (firmware to kernel entry alone is ~6-7 s on TCG).
@@ -147,6 +149,11 @@ CASES = [
          expect=[REVISION_ERROR, r"INFO  boot: console: pl011@mmio:0x9000000/4 from the device tree$",
                  REVISION_PANIC], forbid=[CPU_EXCEPTION, r"^stratus: ready"],
          exit="failure", timeout=90),
+    # Without exit=qemu the stop is PSCI SYSTEM_OFF through the conduit the device tree's
+    # /psci names (QEMU then exits 0).
+    dict(name="revision-unsupported-dt-psci", image="revision-unsupported-no-exit",
+         arches=["aarch64"], extra=["-machine", "acpi=off"], expect=[REVISION_PANIC],
+         forbid=[CPU_EXCEPTION, r"^stratus: ready"], exit="poweroff", timeout=90),
     dict(name="revision-unsupported-acpi", image="revision-unsupported", arches=["aarch64"],
          expect=[HANDOFF], forbid=[CPU_EXCEPTION, r"^stratus: ready"], exit="failure", timeout=90),
     # No HHDM response: nothing in memory is reachable. x86 says so on COM1; both stop.
