@@ -1,20 +1,23 @@
 //! The boot sequence shared by every platform, and the [`Kernel`] handle it
 //! gives the target's `main`.
 //!
-//! Order: exception vectors, logger (buffered), the loader's answers
-//! ([`BootInfo`]), stop path, frame allocator, heap, ACPI discovery, console,
-//! clock. Each step that can fail says what failed; the kernel stops only
-//! when it cannot go on.
+//! Order: exception vectors, logger (buffered, with its fallback console),
+//! command line and stop path, the loader's answers ([`BootInfo`]), frame
+//! allocator, heap, ACPI discovery or the device tree, clock, console. Each
+//! step that can fail says what failed; the kernel stops only when it cannot
+//! go on, and then says why on the best console it reaches.
 
-use crate::acpi::{self, AcpiSummary, PmTimer, SpcrOutcome};
+mod console_attach;
+mod discovery;
+
+use crate::acpi::{AcpiSummary, PmTimer, SpcrOutcome};
 use crate::boot_info::BootInfo;
 use crate::cmdline::CommandLine;
-use crate::console::{ConsoleDescriptor, ConsoleSink, UartRegisters};
-use crate::devicetree::{self, DtConsoleError, DtSummary};
+use crate::console::{ConsoleDescriptor, ConsoleSink};
 use crate::fixed_string::FixedString;
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::logger::Fallback;
-use crate::mmio::{DeviceMapError, DeviceMemory};
+use crate::mmio::DeviceMemory;
 use crate::ready::ReadyLine;
 use crate::{heap, limine_boot, logger, panic, time};
 use stratus_arch::{Arch, ExitStatus, PortIo, PowerMethods};
@@ -199,10 +202,10 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     let mut frames = FrameAllocator::from_memory_map(&boot.memory_map);
     init_heap(&boot, &mut frames);
 
-    let acpi = read_acpi(&boot);
+    let acpi = discovery::read_acpi(&boot);
     // Machines without ACPI describe themselves with a device tree.
     let dt = match acpi.spcr {
-        SpcrOutcome::Absent => read_device_tree(&boot),
+        SpcrOutcome::Absent => discovery::read_device_tree(&boot),
         _ => None,
     };
     {
@@ -215,7 +218,7 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     init_clock::<A>(&acpi, entry_ticks);
     let mut device_memory = DeviceMemory::new(boot.hhdm_offset, &boot.memory_map);
     let dt_console = dt.map(|dt| dt.console);
-    attach_console::<A>(
+    console_attach::attach_console::<A>(
         &acpi.spcr,
         dt_console,
         open_console,
@@ -264,167 +267,6 @@ fn init_heap(boot: &BootInfo, frames: &mut FrameAllocator) {
     #[cfg(not(target_os = "none"))]
     let _ = (phys, boot);
     log::info!("heap: {} KiB at phys {:#x}", want / 1024, phys);
-}
-
-/// ACPI discovery, when the loader gave an RSDP whose tables the direct map
-/// reaches.
-fn read_acpi(boot: &BootInfo) -> AcpiSummary {
-    let Some(rsdp) = boot.rsdp else {
-        match boot.dtb {
-            Some(_) => log::warn!("no ACPI (the loader gave no RSDP); using the device tree"),
-            None => log::warn!("no ACPI (the loader gave no RSDP) and no device tree"),
-        }
-        return AcpiSummary::empty();
-    };
-    // From base revision 3 on, the direct map leaves ACPI memory out; a
-    // kernel that got there (a loader ignoring the revision it asked for)
-    // must not read the tables.
-    if let Some(revision) = limine_boot::loaded_base_revision()
-        && revision >= 3
-    {
-        log::warn!(
-            "ACPI tables are not in the direct map under base revision {revision}; not read"
-        );
-        return AcpiSummary::empty();
-    }
-    // SAFETY: the address is the loader's RSDP, and under base revisions 0
-    // to 2 the direct map covers the ACPI tables.
-    unsafe { acpi::discover(rsdp, boot.hhdm_offset) }.unwrap_or_else(|e| {
-        log::error!("{e}; continuing without ACPI");
-        AcpiSummary::empty()
-    })
-}
-
-/// The device tree's console and PSCI conduit, when the loader handed over
-/// a tree in memory the direct map covers.
-fn read_device_tree(boot: &BootInfo) -> Option<DtSummary> {
-    let phys = boot.dtb?;
-    // SAFETY: `direct_map_blob` reads only through the direct map, after
-    // checking the blob lies in RAM the loader maps there.
-    let blob = unsafe { devicetree::direct_map_blob(phys, boot.hhdm_offset, &boot.memory_map) };
-    match blob.and_then(devicetree::summarize) {
-        Ok(summary) => Some(summary),
-        Err(e) => {
-            log::error!("device tree at {phys:#x} unusable: {e}");
-            None
-        }
-    }
-}
-
-/// Opens `chosen` and makes it the console; says where it came from.
-fn try_console<A: Arch>(
-    chosen: &ConsoleDescriptor,
-    source: &str,
-    open_console: OpenConsole,
-    device_memory: &mut DeviceMemory,
-    frames: &mut FrameAllocator,
-) -> bool {
-    match open_uart::<A>(chosen, open_console, device_memory, frames) {
-        Ok(sink) => {
-            logger::attach_console(sink, *chosen);
-            match logger::console() {
-                Some(now) if now != *chosen => {
-                    log::warn!("console: {chosen} from {source} did not work; now on {now}")
-                }
-                _ => log::info!("console: {chosen} from {source}"),
-            }
-            true
-        }
-        Err(e) => {
-            log::warn!("console: {chosen} from {source} refused: {e}");
-            false
-        }
-    }
-}
-
-/// Attaches the console SPCR names, else the one the device tree names,
-/// else the legacy port (when the architecture has one).
-fn attach_console<A: Arch>(
-    spcr: &SpcrOutcome,
-    dt_console: Option<Result<ConsoleDescriptor, DtConsoleError>>,
-    open_console: OpenConsole,
-    device_memory: &mut DeviceMemory,
-    frames: &mut FrameAllocator,
-) {
-    let from_firmware = match (spcr, dt_console) {
-        (SpcrOutcome::Console(chosen), _) => Some((*chosen, "SPCR")),
-        (_, Some(Ok(chosen))) => Some((chosen, "the device tree")),
-        (_, Some(Err(e))) => {
-            log::warn!("console: the device tree names none: {e}");
-            None
-        }
-        (_, None) => None,
-    };
-    if let Some((chosen, source)) = from_firmware
-        && try_console::<A>(&chosen, source, open_console, device_memory, frames)
-    {
-        return;
-    }
-    let Some(port) = A::LEGACY_CONSOLE_PORT else {
-        return;
-    };
-    let legacy = ConsoleDescriptor::legacy_port(port);
-    let Ok(sink) = open_uart::<A>(&legacy, open_console, device_memory, frames) else {
-        return;
-    };
-    logger::attach_console(sink, legacy);
-    match spcr {
-        SpcrOutcome::Console(_) => {
-            log::warn!("console: {legacy} (SPCR console unusable; legacy port)")
-        }
-        SpcrOutcome::Absent => log::info!("console: {legacy} (no SPCR table, legacy port)"),
-        SpcrOutcome::Unusable(e) => log::warn!("console: {legacy} ({e}; legacy port)"),
-        SpcrOutcome::Invalid => log::warn!("console: {legacy} (SPCR invalid; legacy port)"),
-    }
-}
-
-/// Why a console UART could not be opened.
-#[derive(Clone, Copy, Debug)]
-enum ConsoleError {
-    /// Its registers could not (or must not) be mapped.
-    Map(DeviceMapError),
-    /// Port registers on an architecture without port I/O.
-    NoPortIo,
-    /// The platform has no driver for it.
-    NoDriver,
-}
-
-impl core::fmt::Display for ConsoleError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            ConsoleError::Map(e) => write!(f, "{e}"),
-            ConsoleError::NoPortIo => f.write_str("no I/O ports on this architecture"),
-            ConsoleError::NoDriver => f.write_str("no driver for it"),
-        }
-    }
-}
-
-/// Maps a UART's registers (checked against the memory map) and builds its
-/// driver.
-fn open_uart<A: Arch>(
-    uart: &ConsoleDescriptor,
-    open_console: OpenConsole,
-    device_memory: &mut DeviceMemory,
-    frames: &mut FrameAllocator,
-) -> Result<&'static dyn ConsoleSink, ConsoleError> {
-    let access = match uart.registers {
-        UartRegisters::Port { base } => ConsoleAccess::Port {
-            base,
-            io: A::port_io().ok_or(ConsoleError::NoPortIo)?,
-        },
-        UartRegisters::Mmio { phys, width } => {
-            let region = device_memory
-                .map::<A>(phys, 0x1000, frames)
-                .map_err(ConsoleError::Map)?;
-            ConsoleAccess::Mmio {
-                virt: region.virt,
-                width,
-            }
-        }
-    };
-    // SAFETY: `access` is the descriptor's port range (validated to fit the
-    // port space) or its registers just mapped with device attributes.
-    unsafe { open_console(uart, access) }.ok_or(ConsoleError::NoDriver)
 }
 
 fn init_clock<A: Arch>(acpi: &AcpiSummary, entry_ticks: u64) {
