@@ -74,6 +74,8 @@ IMAGES = {
     "no-hhdm": ("exit=qemu", "no-hhdm"),
     "bad-memory-map": ("exit=qemu", "bad-memory-map"),
     "revision-unsupported-no-exit": ("", "revision-99"),
+    # Byte 0xff (not UTF-8), passed through argv with Python's surrogateescape.
+    "cmdline-not-utf8": ("exit=qemu bad=\udcff test=none", "ok"),
 }
 
 # Extra ACPI tables handed to the firmware with QEMU's -acpitable (QEMU fixes the
@@ -169,6 +171,12 @@ CASES = [
          forbid=[r"^stratus: ready"], exit="failure", timeout=90),
     dict(name="fault-reading-answers", image="bad-memory-map", arches=["aarch64"],
          expect=[HANDOFF], forbid=[r"^stratus: ready"], exit="failure", timeout=90),
+    # One word that is not UTF-8 is named and ignored; exit=qemu still works (exit status).
+    # Our loader only: what genuine Limine makes of such a byte in limine.conf is unchecked.
+    dict(name="cmdline-not-utf8", image="cmdline-not-utf8",
+         expect=[r'WARN  boot: cmdline: "bad=\\xff" not understood \(not UTF-8\); ignored',
+                 r"WARN  stratus_demo: unknown test 'none' ignored", READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90, our_loader=True),
     # aarch64 with only a device tree (no ACPI): console from /chosen/stdout-path.
     dict(name="device-tree-only", image="ready", arches=["aarch64"],
          extra=["-machine", "acpi=off"],
