@@ -3,8 +3,12 @@
 //!
 //! The console is discovered, never assumed: ACPI SPCR names the UART (a
 //! PL011 on QEMU virt and Azure arm64, a 16550 in MMIO on AWS Graviton, a
-//! 16550 at an I/O port on x86 clouds). Only when there is no SPCR does an x86
-//! kernel fall back to the legacy COM1 port ([`stratus_arch::Arch::LEGACY_CONSOLE_PORT`]).
+//! 16550 at an I/O port on x86 clouds), or on a machine without ACPI the
+//! device tree's `/chosen/stdout-path`. Only when neither gives a usable UART
+//! does an x86 kernel fall back to the legacy COM1 port
+//! ([`stratus_arch::Arch::LEGACY_CONSOLE_PORT`]), which is also where the
+//! logger goes when the console stops working ([`wait_ready`] bounds every
+//! wait for the device).
 
 use crate::time;
 use core::fmt;
