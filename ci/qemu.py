@@ -33,11 +33,11 @@ FIRMWARE = {
 
 # QEMU's exit status when the kernel reports success / failure through the exit device
 # (x86: isa-debug-exit, value v -> (v << 1) | 1; aarch64: semihosting SYS_EXIT), and
-# when the guest resets the machine (-no-reboot turns a reset into a clean exit), and on
-# aarch64 when it powers off through PSCI SYSTEM_OFF without the test harness's exit device.
+# when the guest resets the machine (-no-reboot turns a reset into a clean exit), and
+# when it powers the machine off through the firmware (ACPI S5, PSCI SYSTEM_OFF).
 EXIT_STATUS = {
-    "x86_64": {"success": 33, "failure": 35, "reset": 0},
-    "aarch64": {"success": 0, "failure": 1, "reset": 0, "poweroff": 0},
+    "x86_64": {"success": 33, "failure": 35, "reset": 0, "power-off": 0},
+    "aarch64": {"success": 0, "failure": 1, "reset": 0, "power-off": 0},
 }
 
 MACHINE = {
@@ -77,20 +77,24 @@ def fresh_vars(arch: str, directory: str | Path | None = None) -> Path:
 
 
 def qemu_command(arch: str, image: str | Path, vars_path: str | Path, *,
-                 serial: str = "stdio", snapshot: bool = False,
+                 serial: str = "stdio", snapshot: bool = False, machine: str | None = None,
                  extra: list[str] | tuple[str, ...] = ()) -> list[str]:
     """The full QEMU command line for `arch` booting `image` from a virtio-blk disk.
 
     snapshot=True keeps the image untouched (writes go to a temporary overlay) and lets
-    several QEMUs share one image file at the same time.
+    several QEMUs share one image file at the same time. `machine` replaces the -M value
+    (for instance "pc" for the i440FX PC without MCFG).
     """
     if arch not in MACHINE:
         raise ValueError(f"unknown arch {arch!r} (expected one of {', '.join(ARCHES)})")
+    base = list(MACHINE[arch])
+    if machine:
+        base[base.index("-M") + 1] = machine
     drive = f"if=none,id=boot,format=raw,file={image}"
     if snapshot:
         drive += ",snapshot=on"
     return [
-        *MACHINE[arch],
+        *base,
         "-drive", f"if=pflash,format=raw,readonly=on,file={FIRMWARE[arch][0]}",
         "-drive", f"if=pflash,format=raw,file={vars_path}",
         "-drive", drive,

@@ -30,7 +30,7 @@ from __future__ import annotations
 # ---------------------------------------------------------------------------------------
 
 READY = (r"^stratus: ready (?=.*\barch={arch}\b)(?=.*\bloader=\S+)"
-         r"(?=.*\bmemory_mib=\d+\b)(?=.*\bboot_ms=\d+\b).*$")
+         r"(?=.*\bcpus=\d+\b)(?=.*\bmemory_mib=\d+\b)(?=.*\bboot_ms=\d+\b).*$")
 HANDOFF = r"^stratus-loader: handoff elapsed_us=\d+"
 PANIC = r"^panic: "
 CPU_EXCEPTION = r"CPU exception:"
@@ -38,8 +38,35 @@ CPU_EXCEPTION = r"CPU exception:"
 PAGE_FAULT = r"CPU exception: (page fault \(#PF\)|data abort \(same EL\))"
 FATAL_EXCEPTION_PANIC = r"^panic: fatal CPU exception: "
 RESETTING = r"boot: resetting$"
+# Power-off without QEMU's exit devices: ACPI S5 (x86, \_S5 read from the DSDT), PSCI (arm).
+POWER_OFF = r"power: off \(Success\)$"
+S5_FOUND = r"acpi: S5 power-off through PM1a control 0x[0-9a-f]+ \(value 0x2000\)$"
+S5_USED = r"power: off \(Success\) through ACPI S5$"
 # The reset goes through what ACPI described: the FADT reset register (x86), PSCI (arm).
 RESET_METHOD = r"reset: (FADT reset register|PSCI SYSTEM_RESET over Hvc)"
+# The ACPI discovery summary (one line per area), as QEMU's tables give it with 4 CPUs.
+ACPI_X86 = [r"acpi: cpus=4 enabled=4 online-capable=0 \(x2apic=0\)$",
+            r"acpi: lapic @0xfee00000 ioapics=1 \[id 0 @0xfec00000 gsi 0\] overrides=5 nmis=1 8259$",
+            r"acpi: mcfg segments=1 \[0000:00-ff @0xb0000000\]$",
+            r"acpi: hpet @0xfed00000 comparators=3$",
+            r"acpi: fadt rev 3\.0 sci=9 pm1a=io:0x604 pm-timer=io:0x608/24 reset=io:0xcf9=0xf "
+            r"dsdt @0x[0-9a-f]+ \(\d+ bytes\)$",
+            r"acpi: spcr none$"]
+ACPI_ARM = [r"acpi: cpus=4 enabled=4 online-capable=0 \(gicc\) \[mpidr 0x0, mpidr 0x1, mpidr 0x2, mpidr 0x3\]$",
+            r"acpi: gic v3 gicd @0x8000000 gicr ranges=1 \[0x80a0000\+0xf60000\] per-cpu=0 its=1 \[0 @0x8080000\]$",
+            r"acpi: mcfg segments=1 \[0000:00-ff @0x4010000000\]$",
+            r"acpi: fadt rev 6\.\d hw-reduced psci=Hvc dsdt @0x[0-9a-f]+ \(\d+ bytes\)$",
+            r"acpi: gtdt el1-virt gsi=27 level high, el1-phys gsi=30 level high, el2-phys gsi=26 level high, "
+            r"blocks=0 watchdogs=0$",
+            r"acpi: iort its-groups=1 root-complexes=1 smmus=0 \[seg 0 mappings=1\]$",
+            r"acpi: spcr pl011@mmio:0x9000000/4 gsi=33$"]
+# acpi=dump: every table as hex (ci/acpi-dump.py reads these lines back); the DSDT
+# follows the FADT, which QEMU lists first.
+ACPI_DUMP = [r"acpi: dump RSDP @0x[0-9a-f]+ len 36$", r"acpi: dump XSDT @0x[0-9a-f]+ len \d+$",
+             r"acpi: dump DSDT @0x[0-9a-f]+ len \d+$", r"acpi: dump APIC \+00000 41504943[0-9a-f]{56}$",
+             r"acpi: dump: end$"]
+# Nothing in QEMU's tables is broken or missing.
+ACPI_TROUBLE = [r"acpi: .* skipped: ", r"acpi: missing: "]
 TEST_PANIC = r"^panic: test=panic on the command line at \S+main\.rs:\d+:\d+"
 FAULT_ADDRESS = r"0x0*fffffff0dead0000\b"
 # A response pointer no loader wrote, where nothing is mapped.
@@ -66,6 +93,9 @@ IMAGES = {
     "page-fault": ("exit=qemu test=page-fault", "ok"),
     "panic": ("exit=qemu test=panic", "ok"),
     "reset": ("exit=qemu test=reset", "ok"),
+    "stack-guard": ("exit=qemu test=stack-guard", "ok"),
+    "power-off": ("test=power-off", "ok"),
+    "acpi-dump": ("exit=qemu acpi=dump", "ok"),
     "hello": ("exit=qemu", "hello"),
     "no-kernel": ("exit=qemu", "missing"),
     "garbled-kernel": ("exit=qemu", "garbled"),
@@ -94,20 +124,65 @@ SPCR_TABLES = {
 # are skipped and the HANDOFF pattern is dropped from the others.
 # exit: "success" / "failure" (the kernel's exit device, see ci/qemu.py EXIT_STATUS),
 # "reset" (the guest reset the machine, which -no-reboot turns into exit status 0),
-# "poweroff" (aarch64: PSCI SYSTEM_OFF without the exit device, exit status 0),
+# "power-off" (the kernel powered off through the firmware: ACPI S5 or PSCI, exit 0),
 # or "kill" (the runner stops QEMU once every expected pattern matched; the exit status
 # is not checked).
 # timeout: seconds for the whole case (firmware to kernel entry alone is ~6-7 s on TCG).
 CASES = [
-    dict(name="ready", image="ready", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE,
+    dict(name="ready", image="ready", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE + ACPI_TROUBLE,
          exit="success", timeout=90),
     dict(name="page-fault", image="page-fault",
          expect=[PAGE_FAULT, FAULT_ADDRESS, FATAL_EXCEPTION_PANIC], forbid=[], exit="failure",
          timeout=90),
+    # A kernel stack's guard page is unmapped: reading it faults at that very address.
+    dict(name="stack-guard", image="stack-guard",
+         expect=[r"test: reading guard page (0x[0-9a-f]+)[\s\S]*" + PAGE_FAULT + r".*addr=\1\b",
+                 FATAL_EXCEPTION_PANIC],
+         forbid=[r"is mapped"], exit="failure", timeout=90),
     dict(name="panic", image="panic", expect=[TEST_PANIC], forbid=[CPU_EXCEPTION],
          exit="failure", timeout=90),
     dict(name="reset", image="reset", expect=[RESETTING, RESET_METHOD], forbid=KERNEL_TROUBLE + [r"^stratus: ready"],
          exit="reset", timeout=90),
+    dict(name="power-off", image="power-off", arches=["x86_64"],
+         expect=[S5_FOUND, READY, POWER_OFF, S5_USED], forbid=KERNEL_TROUBLE + [r"halted"],
+         exit="power-off", timeout=90),
+    dict(name="power-off-pc", image="power-off", arches=["x86_64"], machine="pc",
+         expect=[r"acpi: mcfg none$", r"acpi: missing: MCFG$", S5_FOUND, READY, POWER_OFF, S5_USED], forbid=KERNEL_TROUBLE + [r"halted"],
+         exit="power-off", timeout=90),
+    dict(name="power-off", image="power-off", arches=["aarch64"],
+         expect=[READY, POWER_OFF], forbid=KERNEL_TROUBLE + [r"halted"],
+         exit="power-off", timeout=90),
+    dict(name="acpi-4cpu", image="ready", arches=["x86_64"], extra=["-smp", "4"],
+         expect=ACPI_X86 + [READY], forbid=KERNEL_TROUBLE + ACPI_TROUBLE, exit="success",
+         timeout=90),
+    dict(name="acpi-4cpu", image="ready", arches=["aarch64"], extra=["-smp", "4"],
+         expect=ACPI_ARM + [READY], forbid=KERNEL_TROUBLE + ACPI_TROUBLE, exit="success",
+         timeout=90),
+    dict(name="acpi-dump", image="acpi-dump", expect=ACPI_DUMP + [READY],
+         forbid=KERNEL_TROUBLE + ACPI_TROUBLE + [r"not dumped"], exit="success", timeout=90),
+    # Every enabled CPU of the MADT comes online (aarch64: PSCI CPU_ON, also when the
+    # firmware runs at EL2 and the start-up code drops to EL1; x86: INIT and startup IPIs
+    # through the x2APIC, on q35 and on the i440FX PC).
+    dict(name="smp-1", image="ready", extra=["-smp", "1"],
+         expect=[r"smp: 1 of 1 CPUs online$", r"^stratus: ready .*\bcpus=1\b"],
+         forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
+    dict(name="smp-4", image="ready", extra=["-smp", "4"],
+         expect=[r"smp: cpu \d online \(hardware id 0x\d\)$"] * 3
+                + [r"smp: 4 of 4 CPUs online$", r"^stratus: ready .*\bcpus=4\b"],
+         forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
+    dict(name="smp-4-el2", image="ready", arches=["aarch64"], extra=["-smp", "4"],
+         machine="virt,gic-version=3,its=on,virtualization=on",
+         expect=[r"EL1$", r"smp: 4 of 4 CPUs online$", r"^stratus: ready .*\bcpus=4\b"],
+         forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
+    dict(name="smp-4-pc", image="ready", arches=["x86_64"], extra=["-smp", "4"], machine="pc",
+         expect=[r"smp: 4 of 4 CPUs online$", r"^stratus: ready .*\bcpus=4\b"],
+         forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
+    # Without an x2APIC the other CPUs are named as not started and boot goes on.
+    dict(name="smp-no-x2apic", image="ready", arches=["x86_64"],
+         extra=["-smp", "2", "-cpu", "max,-x2apic"],
+         expect=[r"smp: cpu 1 \(hardware id 0x1\) not started: no method to start CPUs$",
+                 r"smp: 1 of 2 CPUs online$", r"^stratus: ready .*\bcpus=1\b"],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90),
     dict(name="hello-kernel", image="hello",
          expect=[r"hello from {arch}: \d+ usable memory regions", READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=90),
@@ -155,7 +230,7 @@ CASES = [
     # /psci names (QEMU then exits 0).
     dict(name="revision-unsupported-dt-psci", image="revision-unsupported-no-exit",
          arches=["aarch64"], extra=["-machine", "acpi=off"], expect=[REVISION_PANIC],
-         forbid=[CPU_EXCEPTION, r"^stratus: ready"], exit="poweroff", timeout=90),
+         forbid=[CPU_EXCEPTION, r"^stratus: ready"], exit="power-off", timeout=90),
     dict(name="revision-unsupported-acpi", image="revision-unsupported", arches=["aarch64"],
          expect=[HANDOFF], forbid=[CPU_EXCEPTION, r"^stratus: ready"], exit="failure", timeout=90),
     # No HHDM response: nothing in memory is reachable. x86 says so on COM1; both stop.
@@ -234,6 +309,7 @@ class Case:
     our_loader: bool = False
     arches: list[str] | None = None     # None: every architecture
     acpi_tables: list[str] = field(default_factory=list)   # names from SPCR_TABLES
+    machine: str | None = None          # QEMU -M value instead of ci/qemu.py's default
 
     @property
     def full_name(self) -> str:
@@ -364,7 +440,7 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
     err_path = LOG_DIR / f"{case.full_name}.qemu-stderr"
     vars_path = qemu.fresh_vars(case.arch, LOG_DIR)
     cmd = qemu.qemu_command(case.arch, image, vars_path, serial="stdio", snapshot=True,
-                            extra=case.extra + acpi_table_args(case))
+                            machine=case.machine, extra=case.extra + acpi_table_args(case))
     # `timeout` is a second line of defence should this runner itself die or hang.
     cmd = ["timeout", "-k", "5", str(int(timeout) + 15), *cmd]
     expect = [re.compile(p, re.M) for p in case.expect]

@@ -1,22 +1,99 @@
-//! ACPI discovery through the `acpi` crate: which tables there are, the
-//! console (SPCR), and the power and timer facilities (FADT).
+//! ACPI discovery: the tables are found ([`tables`]), decoded into one
+//! arch-neutral [`AcpiPlatform`] kept for the kernel's lifetime
+//! ([`description`]), and summed up on the console ([`summary`]).
 //!
-//! A missing or malformed table is reported by name and discovery goes on
-//! with what is left; no pointer is followed that the crate has not checked
-//! (signature, length and checksum).
+//! Each table has a parser of its own (a pure function over the table's
+//! bytes, bounded by its length): [`madt`], [`mcfg`], [`hpet`], [`fadt`],
+//! [`gtdt`], [`iort`], [`spcr`]. A table that is missing, unreadable,
+//! truncated, has a bad checksum or does not decode is named in a warning
+//! and skipped; discovery goes on with the rest. Every address the firmware
+//! gives is checked against the memory map before it is read.
 
-use crate::console::{ConsoleDescriptor, SpcrError, SpcrFields, spcr_baud};
-use crate::fixed_string::FixedString;
-use ::acpi::address::AddressSpace;
-use ::acpi::fadt::Fadt;
-use ::acpi::spcr::Spcr;
-use ::acpi::{AcpiError, AcpiHandler, AcpiTables, PhysicalMapping};
-use core::fmt::Write as _;
+use crate::boot_info::{MemoryKind, MemoryRegion};
+use ::acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
 use core::ptr::NonNull;
-use stratus_arch::PsciConduit;
 
-/// Reaches ACPI tables through the higher-half direct map, where the loader
-/// mapped all of RAM including the ACPI regions.
+pub mod bytes;
+pub mod description;
+pub mod dump;
+pub mod fadt;
+pub mod gtdt;
+pub mod hpet;
+pub mod iort;
+pub mod madt;
+pub mod mcfg;
+pub mod sleep;
+pub mod soft_off;
+pub mod spcr;
+pub mod summary;
+pub mod tables;
+
+pub use description::{AcpiPlatform, describe};
+pub use fadt::PmTimer;
+pub use spcr::{SpcrOutcome, spcr_fields_from_bytes};
+pub use tables::{PhysicalMemory, RootError, TableFault, read_tables};
+
+/// Physical memory through the higher-half direct map, limited to the
+/// ranges the memory map lists (the loader maps all of them; ACPI tables lie
+/// in ACPI reclaimable, ACPI NVS or reserved regions).
+#[derive(Clone, Copy, Debug)]
+pub struct DirectMap<'a> {
+    hhdm_offset: u64,
+    regions: &'a [MemoryRegion],
+}
+
+impl<'a> DirectMap<'a> {
+    /// The direct map at `hhdm_offset` over `regions`.
+    ///
+    /// # Safety
+    /// Every byte of every region (other than bad memory) must be mapped
+    /// readable at `hhdm_offset + phys` for as long as the value is used.
+    pub unsafe fn new(hhdm_offset: u64, regions: &'a [MemoryRegion]) -> Self {
+        Self {
+            hhdm_offset,
+            regions,
+        }
+    }
+
+    /// True when every byte of `[phys, phys + len)` lies in listed regions.
+    fn covers(&self, phys: u64, len: u64) -> bool {
+        let Some(end) = phys.checked_add(len) else {
+            return false;
+        };
+        let mut cursor = phys;
+        while cursor < end {
+            let next = self
+                .regions
+                .iter()
+                .filter(|r| r.kind != MemoryKind::BadMemory)
+                .find(|r| r.base <= cursor && cursor < r.end())
+                .map(|r| r.end());
+            match next {
+                Some(next) => cursor = next,
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+impl PhysicalMemory for DirectMap<'_> {
+    fn read(&self, phys: u64, len: usize) -> Option<&[u8]> {
+        if !self.covers(phys, len as u64) {
+            return None;
+        }
+        let virt = phys.checked_add(self.hhdm_offset)?;
+        if virt == 0 {
+            return None;
+        }
+        // SAFETY: the range lies in memory-map regions, which the direct map
+        // covers (the contract of `DirectMap::new`); it is only read.
+        Some(unsafe { core::slice::from_raw_parts(virt as *const u8, len) })
+    }
+}
+
+/// Reaches ACPI tables for the `acpi` crate (used for the AML tables of
+/// [`soft_off`]) through the higher-half direct map.
 #[derive(Clone, Copy, Debug)]
 pub struct DirectMapAcpiHandler {
     hhdm_offset: u64,
@@ -54,180 +131,102 @@ impl AcpiHandler for DirectMapAcpiHandler {
     fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
 }
 
-/// Where the ACPI power-management timer is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PmTimer {
-    /// An I/O port (x86).
-    Port {
-        /// The port.
-        port: u16,
-        /// Counter width: 24 or 32 bits.
-        bits: u32,
-    },
-}
-
-/// What ACPI said about the console.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SpcrOutcome {
-    /// There is no SPCR table.
-    Absent,
-    /// The table names a console Stratus can drive.
-    Console(ConsoleDescriptor),
-    /// The table exists but cannot be used.
-    Unusable(SpcrError),
-    /// The table failed validation (checksum, length).
-    Invalid,
-}
-
-/// What discovery found.
-#[derive(Clone, Copy, Debug)]
-pub struct AcpiSummary {
-    /// OEM id of the first table (`BOCHS `, `AMAZON`...).
-    pub oem_id: [u8; 6],
-    /// Number of tables the XSDT/RSDT lists.
-    pub table_count: usize,
-    /// The console.
-    pub spcr: SpcrOutcome,
-    /// PSCI conduit (FADT ARM boot architecture flags).
-    pub psci: Option<PsciConduit>,
-    /// FADT reset register when it is an I/O port, with the value to write.
-    pub reset_port: Option<(u16, u8)>,
-    /// The ACPI PM timer.
-    pub pm_timer: Option<PmTimer>,
-}
-
-impl AcpiSummary {
-    /// A summary for a machine without ACPI.
-    pub const fn empty() -> Self {
-        Self {
-            oem_id: *b"      ",
-            table_count: 0,
-            spcr: SpcrOutcome::Absent,
-            psci: None,
-            reset_port: None,
-            pm_timer: None,
-        }
-    }
-}
-
 /// Why ACPI could not be read at all.
-#[derive(Debug)]
-pub struct AcpiUnavailable(pub AcpiError);
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcpiUnavailable(pub RootError);
 
 impl core::fmt::Display for AcpiUnavailable {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "RSDP/XSDT unusable: {:?}", self.0)
+        write!(f, "RSDP/XSDT unusable: {}", self.0)
     }
 }
 
-/// Reads the tables reachable from the RSDP at physical `rsdp`.
+/// Reads and decodes the tables reachable from the RSDP at physical `rsdp`,
+/// logs the summary, and looks for x86 soft-off (`\_S5`).
 ///
 /// # Safety
-/// `rsdp` must be the physical address the loader reported for the RSDP and
-/// the direct map at `hhdm_offset` must cover the ACPI tables.
-pub unsafe fn discover(rsdp: u64, hhdm_offset: u64) -> Result<AcpiSummary, AcpiUnavailable> {
+/// `rsdp` must be the physical address the loader reported for the RSDP,
+/// and every region of `regions` must be mapped readable in the direct map
+/// at `hhdm_offset`.
+pub unsafe fn discover(
+    rsdp: u64,
+    hhdm_offset: u64,
+    regions: &[MemoryRegion],
+) -> Result<AcpiPlatform, AcpiUnavailable> {
+    // SAFETY: the caller's guarantee.
+    let memory = unsafe { DirectMap::new(hhdm_offset, regions) };
+    let set = read_tables(&memory, rsdp).map_err(AcpiUnavailable)?;
+    let mut platform = describe(&set, &memory);
+    summary::log(&platform);
+    if platform.psci().is_none() && platform.fadt.is_some() {
+        // The `acpi` crate follows every listed pointer and header length
+        // without looking at the memory map: let it only at tables that were
+        // all found readable here.
+        if let Some(t) = platform.tables.iter().find(|t| {
+            matches!(
+                t.fault,
+                Some(TableFault::Unreadable | TableFault::BadLength(_) | TableFault::Truncated(_))
+            )
+        }) {
+            log::warn!(
+                "no S5 power-off: {} at {:#x} is unreadable",
+                t.signature,
+                t.phys
+            );
+            return Ok(platform);
+        }
+        if platform.dsdt.is_none() {
+            log::warn!("no S5 power-off: no readable DSDT");
+            return Ok(platform);
+        }
+        // SAFETY: the caller's guarantee; every table the crate will follow
+        // was just read within the memory map, and the crate validates them.
+        let found = unsafe { find_soft_off(rsdp, hhdm_offset) };
+        match found {
+            Ok(off) => {
+                log::info!(
+                    "S5 power-off through PM1a control {:#x} (value {:#x})",
+                    off.pm1a_control,
+                    off.pm1a_value
+                );
+                platform.soft_off = Some(off);
+            }
+            Err(e) => log::warn!("no S5 power-off: {e}"),
+        }
+    }
+    Ok(platform)
+}
+
+/// Soft-off through the `acpi` crate's view of the FADT and AML tables.
+///
+/// # Safety
+/// As [`discover`].
+unsafe fn find_soft_off(
+    rsdp: u64,
+    hhdm_offset: u64,
+) -> Result<stratus_arch::AcpiSoftOff, soft_off::SoftOffError> {
     let handler = DirectMapAcpiHandler::new(hhdm_offset);
     // SAFETY: the caller guarantees the address is the loader's RSDP; the
     // crate checks the signature and checksum before following it.
-    let tables =
-        unsafe { AcpiTables::from_rsdp(handler, rsdp as usize) }.map_err(AcpiUnavailable)?;
-    let mut summary = AcpiSummary::empty();
-    log_table_list(&tables, &mut summary);
-    summary.spcr = match tables.find_table::<Spcr>() {
-        Ok(spcr) => match spcr_fields_from_bytes(table_bytes(&*spcr)) {
-            Some(fields) => match ConsoleDescriptor::from_spcr(&fields) {
-                Ok(console) => SpcrOutcome::Console(console),
-                Err(e) => SpcrOutcome::Unusable(e),
-            },
-            None => SpcrOutcome::Invalid,
-        },
-        Err(AcpiError::TableMissing(_)) => SpcrOutcome::Absent,
-        Err(e) => {
-            log::error!("SPCR table is malformed ({e:?}); ignoring it");
-            SpcrOutcome::Invalid
-        }
-    };
-    match tables.find_table::<Fadt>() {
-        Ok(fadt) => read_fadt(&fadt, &mut summary),
-        Err(AcpiError::TableMissing(_)) => {
-            log::warn!("no FADT: no PSCI, reset register or PM timer")
-        }
-        Err(e) => log::error!("FADT table is malformed ({e:?}); ignoring it"),
-    }
-    Ok(summary)
+    let tables = unsafe { AcpiTables::from_rsdp(handler, rsdp as usize) }
+        .map_err(|_| soft_off::SoftOffError::NoDsdt)?;
+    let fadt = tables
+        .find_table::<::acpi::fadt::Fadt>()
+        .map_err(|_| soft_off::SoftOffError::NoDsdt)?;
+    // SAFETY: as above.
+    unsafe { soft_off::discover(&tables, &fadt, hhdm_offset) }
 }
 
-fn log_table_list<H: AcpiHandler>(tables: &AcpiTables<H>, summary: &mut AcpiSummary) {
-    let mut names: FixedString<256> = FixedString::new();
-    for header in tables.headers() {
-        summary.table_count += 1;
-        let _ = write!(names, " {}", header.signature.as_str());
-    }
-    if let Some(first) = tables.headers().next() {
-        summary.oem_id = first.oem_id;
-    }
-    log::info!("{} tables:{}", summary.table_count, names.as_str());
-}
-
-/// The bytes of a validated table, bounded by its header's length.
-fn table_bytes<T: ::acpi::AcpiTable>(table: &T) -> &[u8] {
-    let length = table.header().length as usize;
-    // SAFETY: the acpi crate validated the table (signature, checksum over
-    // `length` bytes), so `length` bytes from its start are mapped.
-    unsafe { core::slice::from_raw_parts(core::ptr::from_ref(table).cast::<u8>(), length) }
-}
-
-/// Decodes the SPCR fields Stratus uses from the table's bytes (ACPI SPCR
-/// spec, table 3). Fields past the table's length are treated as absent:
-/// revision 2 tables (QEMU, many clouds) end at byte 80, before the precise
-/// baud rate field of revision 3. `None` when the table is shorter than the
-/// base address.
-pub fn spcr_fields_from_bytes(table: &[u8]) -> Option<SpcrFields> {
-    let byte = |at: usize| table.get(at).copied();
-    let u32_at = |at: usize| {
-        table
-            .get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let address = table
-        .get(44..52)
-        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))?;
-    let precise_baud = u32_at(80).filter(|&b| b != 0 && table.len() >= 88);
-    Some(SpcrFields {
-        interface_type: byte(36)?,
-        address_space: byte(40)?,
-        bit_width: byte(41)?,
-        access_size: byte(43)?,
-        address,
-        baud: precise_baud.or_else(|| byte(58).and_then(spcr_baud)),
-    })
-}
-
-fn read_fadt(fadt: &Fadt, summary: &mut AcpiSummary) {
-    let arm = fadt.arm_boot_arch;
-    let flags = fadt.flags;
-    if arm.implements_psci() {
-        summary.psci = Some(if arm.use_hvc_as_psci_conduit() {
-            PsciConduit::Hvc
-        } else {
-            PsciConduit::Smc
-        });
-    }
-    if flags.supports_system_reset_via_fadt()
-        && let Ok(reset) = fadt.reset_register()
-        && reset.address_space == AddressSpace::SystemIo
-        && let Ok(port) = u16::try_from(reset.address)
-    {
-        summary.reset_port = Some((port, fadt.reset_value));
-    }
-    if let Ok(Some(pm)) = fadt.pm_timer_block()
-        && pm.address_space == AddressSpace::SystemIo
-        && let Ok(port) = u16::try_from(pm.address)
-    {
-        summary.pm_timer = Some(PmTimer::Port {
-            port,
-            bits: if flags.pm_timer_is_32_bit() { 32 } else { 24 },
-        });
+/// `acpi=dump`: every table as hex on the console.
+///
+/// # Safety
+/// As [`discover`].
+pub unsafe fn dump_tables(rsdp: u64, hhdm_offset: u64, regions: &[MemoryRegion]) {
+    // SAFETY: the caller's guarantee.
+    let memory = unsafe { DirectMap::new(hhdm_offset, regions) };
+    match read_tables(&memory, rsdp) {
+        Ok(set) => dump::dump(&memory, rsdp, &set),
+        Err(e) => log::error!("dump: {e}"),
     }
 }
 

@@ -10,7 +10,7 @@
 mod console_attach;
 mod discovery;
 
-use crate::acpi::{AcpiSummary, PmTimer, SpcrOutcome};
+use crate::acpi::{self, AcpiPlatform, PmTimer, SpcrOutcome};
 use crate::boot_info::BootInfo;
 use crate::cmdline::CommandLine;
 use crate::console::{ConsoleDescriptor, ConsoleSink};
@@ -19,7 +19,8 @@ use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::logger::Fallback;
 use crate::mmio::DeviceMemory;
 use crate::ready::ReadyLine;
-use crate::{heap, limine_boot, logger, panic, time};
+use crate::stacks::KernelStacks;
+use crate::{heap, limine_boot, logger, panic, smp, time};
 use stratus_arch::{Arch, ExitStatus, PortIo, PowerMethods};
 
 /// How the platform reaches a console's registers once kernel-core has
@@ -55,6 +56,7 @@ pub type OpenConsole =
 static POWER: spin::Mutex<PowerMethods> = spin::Mutex::new(PowerMethods {
     psci: None,
     acpi_reset_port: None,
+    acpi_soft_off: None,
     qemu_exit: false,
 });
 
@@ -94,8 +96,11 @@ pub struct Kernel {
     pub frames: FrameAllocator,
     /// Device register window.
     pub device_memory: DeviceMemory,
-    /// What ACPI said.
-    pub acpi: AcpiSummary,
+    /// Kernel stacks with guard pages.
+    pub stacks: KernelStacks,
+    /// What ACPI described: CPUs, interrupt controllers, ECAM, timers,
+    /// power, console, IORT.
+    pub acpi: AcpiPlatform,
     ticks: fn() -> u64,
     wait_for_interrupt: fn(),
     stop: panic::StopFn,
@@ -130,6 +135,7 @@ impl Kernel {
             arch: self.arch,
             loader_name: self.boot.loader_name,
             loader_version: self.boot.loader_version,
+            cpus: smp::online_cpus(),
             memory_mib: self.boot.memory_map.ram_bytes() >> 20,
             boot_ms: self.millis_since_entry(),
             console,
@@ -153,6 +159,7 @@ impl Kernel {
 
     /// Stops the machine with `status`.
     pub fn shutdown(&self, status: ExitStatus) -> ! {
+        log::info!("power: off ({status:?})");
         (self.stop)(status)
     }
 }
@@ -210,8 +217,9 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     };
     {
         let mut power = POWER.lock();
-        power.psci = acpi.psci.or(dt.and_then(|dt| dt.psci));
-        power.acpi_reset_port = acpi.reset_port;
+        power.psci = acpi.psci().or(dt.and_then(|dt| dt.psci));
+        power.acpi_reset_port = acpi.reset_port();
+        power.acpi_soft_off = acpi.soft_off;
     }
 
     // The clock first, so that waits for the console are bounded in time.
@@ -228,6 +236,10 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     if let Err(e) = revision {
         cannot_boot(e);
     }
+    if let (Some(rsdp), true) = (boot.rsdp, cmdline.is("acpi", "dump")) {
+        // SAFETY: as in `discovery::read_acpi`.
+        unsafe { acpi::dump_tables(rsdp, boot.hhdm_offset, boot.memory_map.regions()) };
+    }
 
     log::info!(
         "memory: {} MiB RAM, {} MiB free, {} map entries, direct map at {:#x}",
@@ -239,12 +251,24 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     let mut cpu: FixedString<96> = FixedString::new();
     let _ = A::describe(&mut cpu);
     log::info!("cpu: {}", cpu.as_str());
+    let mut stacks = KernelStacks::new(boot.hhdm_offset);
+    let cpus = acpi.enabled_cpu_ids();
+    let online = smp::start_secondaries::<A>(
+        &cpus,
+        acpi.psci(),
+        &boot.memory_map,
+        boot.hhdm_offset,
+        &mut frames,
+        &mut stacks,
+    );
+    log::info!("smp: {online} of {} CPUs online", cpus.len().max(1));
 
     Kernel {
         arch: A::NAME,
         boot,
         frames,
         device_memory,
+        stacks,
         acpi,
         ticks: A::ticks,
         wait_for_interrupt: A::wait_for_interrupt,
@@ -269,13 +293,13 @@ fn init_heap(boot: &BootInfo, frames: &mut FrameAllocator) {
     log::info!("heap: {} KiB at phys {:#x}", want / 1024, phys);
 }
 
-fn init_clock<A: Arch>(acpi: &AcpiSummary, entry_ticks: u64) {
+fn init_clock<A: Arch>(acpi: &AcpiPlatform, entry_ticks: u64) {
     if let Some(hz) = A::ticks_per_second() {
         time::set_clock(hz, entry_ticks);
         log::info!("clock: counter at {} kHz (architectural)", hz / 1000);
         return;
     }
-    match (acpi.pm_timer, A::port_io()) {
+    match (acpi.pm_timer(), A::port_io()) {
         (Some(PmTimer::Port { port, bits }), Some(io)) => {
             let read_pm = || u64::from((io.read_u32)(port));
             // 10 ms of the 3.58 MHz PM timer.

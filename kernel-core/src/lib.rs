@@ -23,6 +23,8 @@ pub mod logger;
 pub mod mmio;
 pub mod panic;
 pub mod ready;
+pub mod smp;
+pub mod stacks;
 pub mod time;
 
 pub use boot::{Kernel, start};

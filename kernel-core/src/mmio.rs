@@ -186,9 +186,22 @@ impl DeviceMemory {
 }
 
 /// Frames from the allocator, zeroed through the direct map.
-struct ZeroedFrames<'a> {
+/// The frame allocator as a [`FrameSource`] of zero-filled frames, reached
+/// through the direct map.
+pub(crate) struct ZeroedFrames<'a> {
     frames: &'a mut FrameAllocator,
     hhdm_offset: u64,
+}
+
+impl<'a> ZeroedFrames<'a> {
+    /// Zeroed frames from `frames`, written through the direct map at
+    /// `hhdm_offset`.
+    pub(crate) fn new(frames: &'a mut FrameAllocator, hhdm_offset: u64) -> Self {
+        Self {
+            frames,
+            hhdm_offset,
+        }
+    }
 }
 
 impl FrameSource for ZeroedFrames<'_> {
@@ -294,6 +307,9 @@ mod tests {
     struct NoMapper;
     impl DeviceMapper for NoMapper {
         fn map_device(_: DeviceMapping, _: u64, _: &mut dyn FrameSource) -> Result<(), MapError> {
+            Ok(())
+        }
+        fn map_memory(_: DeviceMapping, _: u64, _: &mut dyn FrameSource) -> Result<(), MapError> {
             Ok(())
         }
     }

@@ -2,7 +2,7 @@
 //! tests, benchmarks and people rely on:
 //!
 //! ```text
-//! stratus: ready arch=x86_64 loader=Stratus-0.1.0 memory_mib=511 boot_ms=42 console=16550@port:0x3f8
+//! stratus: ready arch=x86_64 loader=Stratus-0.1.0 cpus=2 memory_mib=511 boot_ms=42 console=16550@port:0x3f8
 //! ```
 //!
 //! Values never contain spaces; keys are documented in the README.
@@ -18,6 +18,8 @@ pub struct ReadyLine<'a> {
     pub loader_name: &'a str,
     /// Loader version as reported.
     pub loader_version: &'a str,
+    /// CPUs online.
+    pub cpus: usize,
     /// RAM in MiB (usable, reclaimable and kernel memory).
     pub memory_mib: u64,
     /// Milliseconds from kernel entry to this line, when the clock is known.
@@ -42,7 +44,11 @@ impl fmt::Display for ReadyLine<'_> {
             f.write_str("-")?;
             write_token(f, self.loader_version)?;
         }
-        write!(f, " memory_mib={} boot_ms=", self.memory_mib)?;
+        write!(
+            f,
+            " cpus={} memory_mib={} boot_ms=",
+            self.cpus, self.memory_mib
+        )?;
         match self.boot_ms {
             Some(ms) => write!(f, "{ms}")?,
             None => f.write_str("unknown")?,
@@ -63,13 +69,14 @@ mod tests {
             arch: "aarch64",
             loader_name: "Limine",
             loader_version: "8.7.0 (custom)",
+            cpus: 4,
             memory_mib: 511,
             boot_ms: Some(37),
             console: &"pl011@mmio:0x9000000/4",
         };
         assert_eq!(
             line.to_string(),
-            "stratus: ready arch=aarch64 loader=Limine-8.7.0-(custom) memory_mib=511 boot_ms=37 console=pl011@mmio:0x9000000/4"
+            "stratus: ready arch=aarch64 loader=Limine-8.7.0-(custom) cpus=4 memory_mib=511 boot_ms=37 console=pl011@mmio:0x9000000/4"
         );
     }
 
@@ -79,13 +86,14 @@ mod tests {
             arch: "x86_64",
             loader_name: "Stratus",
             loader_version: "",
+            cpus: 1,
             memory_mib: 1,
             boot_ms: None,
             console: &"none",
         };
         assert_eq!(
             line.to_string(),
-            "stratus: ready arch=x86_64 loader=Stratus memory_mib=1 boot_ms=unknown console=none"
+            "stratus: ready arch=x86_64 loader=Stratus cpus=1 memory_mib=1 boot_ms=unknown console=none"
         );
     }
 }

@@ -6,9 +6,10 @@ use kernel_core::console::{ConsoleDescriptor, ConsoleSink, ConsoleTimeout, UartR
 use kernel_core::frames::FrameAllocator;
 use kernel_core::mmio::DeviceMemory;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use stratus_arch::{
-    Arch, Clock, Cpu, DeviceMapper, DeviceMapping, ExitStatus, FrameSource, MapError, PortIo,
-    Power, PowerMethods,
+    Arch, Clock, Cpu, CpuStart, DeviceMapper, DeviceMapping, ExitStatus, FrameSource, MapError,
+    Multiprocessor, PortIo, Power, PowerMethods, StartError,
 };
 
 /// Everything the fake architecture was asked to do.
@@ -34,15 +35,20 @@ impl Cpu for FakeArch {
     }
     fn enable_interrupts() {}
     fn disable_interrupts() {}
-    fn wait_for_interrupt() {}
+    fn wait_for_interrupt() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     fn describe(out: &mut dyn core::fmt::Write) -> core::fmt::Result {
         out.write_str("fake CPU")
     }
 }
 
+/// A counter that advances by one tick per read.
+static TICKS: AtomicU64 = AtomicU64::new(1_000);
+
 impl Clock for FakeArch {
     fn ticks() -> u64 {
-        1_000
+        TICKS.fetch_add(1, Ordering::Relaxed)
     }
     fn ticks_per_second() -> Option<u64> {
         Some(1_000_000)
@@ -55,11 +61,25 @@ impl DeviceMapper for FakeArch {
         hhdm: u64,
         _frames: &mut dyn FrameSource,
     ) -> Result<(), MapError> {
+        FakeArch::record_mapping("map_device", m, hhdm);
+        Ok(())
+    }
+    fn map_memory(
+        m: DeviceMapping,
+        hhdm: u64,
+        _frames: &mut dyn FrameSource,
+    ) -> Result<(), MapError> {
+        FakeArch::record_mapping("map_memory", m, hhdm);
+        Ok(())
+    }
+}
+
+impl FakeArch {
+    fn record_mapping(what: &str, m: DeviceMapping, hhdm: u64) {
         record(format!(
-            "map_device phys={:#x} virt={:#x} len={:#x} hhdm={hhdm:#x}",
+            "{what} phys={:#x} virt={:#x} len={:#x} hhdm={hhdm:#x}",
             m.phys, m.virt, m.len
         ));
-        Ok(())
     }
 }
 
@@ -69,6 +89,38 @@ impl Power for FakeArch {
     }
     fn reset(_methods: &PowerMethods) -> ! {
         panic!("reset");
+    }
+}
+
+/// The fake's CPU 1 runs the entry on a thread, CPU 2 is refused by the
+/// firmware, CPU 3 is started but never arrives.
+impl Multiprocessor for FakeArch {
+    fn hardware_id() -> u64 {
+        0
+    }
+    fn start_cpu(
+        start: &CpuStart,
+        hhdm_offset: u64,
+        _frames: &mut dyn FrameSource,
+    ) -> Result<(), StartError> {
+        record(format!(
+            "start_cpu {:#x} stack_top={:#x} hhdm={hhdm_offset:#x}",
+            start.hardware_id, start.stack_top
+        ));
+        match start.hardware_id {
+            1 => {
+                let (entry, arg) = (start.entry, start.arg);
+                std::thread::spawn(move || entry(arg));
+                Ok(())
+            }
+            2 => Err(StartError::Firmware(-4)),
+            _ => Ok(()),
+        }
+    }
+    fn init_secondary_exceptions(exception_stack_top: u64) {
+        record(format!(
+            "init_secondary_exceptions {exception_stack_top:#x}"
+        ));
     }
 }
 
@@ -172,4 +224,65 @@ fn device_memory_maps_through_the_architecture() {
     );
     let descriptor = ConsoleDescriptor::legacy_port(0x2f8);
     assert_eq!(descriptor.registers, UartRegisters::Port { base: 0x2f8 });
+}
+
+/// Every CPU but the boot CPU is started on its own stacks; one the firmware
+/// refuses and one that never arrives are named, and the others carry on.
+#[test]
+fn secondary_cpus_start_and_failures_do_not_stop_the_rest() {
+    use kernel_core::boot_info::{MemoryKind, MemoryMap, MemoryRegion};
+    let _one = begin();
+    let mut map = MemoryMap::new();
+    map.push(MemoryRegion {
+        base: 0x100_0000,
+        len: 0x100_0000,
+        kind: MemoryKind::Usable,
+    });
+    let mut frames = FrameAllocator::from_memory_map(&map);
+    // One million fake ticks per second: the one-second arrival bound is a
+    // million counter reads.
+    kernel_core::time::set_clock(1_000_000, 0);
+    let hhdm = 0xffff_8000_0000_0000;
+    let mut stacks = kernel_core::stacks::KernelStacks::new(hhdm);
+    let online = kernel_core::smp::start_secondaries::<FakeArch>(
+        &[0, 1, 2, 3],
+        None,
+        &map,
+        hhdm,
+        &mut frames,
+        &mut stacks,
+    );
+    assert_eq!(online, 2);
+    let calls = CALLS.lock().unwrap().clone();
+    let starts: Vec<_> = calls
+        .iter()
+        .filter(|c| c.starts_with("start_cpu"))
+        .collect();
+    assert_eq!(starts.len(), 3, "{calls:?}");
+    assert!(starts[0].starts_with("start_cpu 0x1 "), "{calls:?}");
+    // In the stack window (hhdm + 65 TiB): guard page, 16 KiB exception
+    // stack, guard page, 64 KiB kernel stack.
+    let window = hhdm + kernel_core::stacks::WINDOW_OFFSET_FROM_HHDM;
+    assert!(
+        calls.contains(&format!(
+            "map_memory phys=0x1000000 virt={:#x} len=0x4000 hhdm={hhdm:#x}",
+            window + 0x1000
+        )),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&format!(
+            "map_memory phys=0x1004000 virt={:#x} len=0x10000 hhdm={hhdm:#x}",
+            window + 0x6000
+        )),
+        "{calls:?}"
+    );
+    assert!(
+        starts[0].ends_with(&format!("stack_top={:#x} hhdm={hhdm:#x}", window + 0x16000)),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&format!("init_secondary_exceptions {:#x}", window + 0x5000)),
+        "{calls:?}"
+    );
 }

@@ -170,6 +170,26 @@ pub fn device_page_descriptor(phys: u64, attr_index: u8) -> u64 {
     d.get()
 }
 
+/// A level 3 page descriptor for RAM at physical `phys` with the memory
+/// type and shareability of `template` (a leaf of the kernel's own data),
+/// access flag set, EL1 read/write, no EL0 access, never executable, global.
+pub fn memory_page_descriptor(phys: u64, template: u64) -> u64 {
+    let t = Descriptor::new(template);
+    let mut d = Descriptor::new(0);
+    d.write(
+        DESCRIPTOR::VALID::SET
+            + DESCRIPTOR::TYPE::TableOrPage
+            + DESCRIPTOR::ATTR_INDX.val(t.read(DESCRIPTOR::ATTR_INDX))
+            + DESCRIPTOR::AP::KernelReadWrite
+            + DESCRIPTOR::SH.val(t.read(DESCRIPTOR::SH))
+            + DESCRIPTOR::AF::SET
+            + DESCRIPTOR::OUTPUT_ADDR.val(phys >> 12)
+            + DESCRIPTOR::PXN::SET
+            + DESCRIPTOR::UXN::SET,
+    );
+    d.get()
+}
+
 /// The `AttrIndx` of a block or page descriptor.
 pub fn attr_index(value: u64) -> u8 {
     Descriptor::new(value).read(DESCRIPTOR::ATTR_INDX) as u8
@@ -270,6 +290,20 @@ mod tests {
         // valid | page | AttrIndx=2 | AF | PXN | UXN, output address 0x09000000.
         assert_eq!(d, 0x0060_0000_0900_0000 | 1 << 10 | 2 << 2 | 0b11);
         assert_eq!(attr_index(d), 2);
+        assert_eq!(classify(d, 3), Entry::Leaf);
+    }
+
+    #[test]
+    fn memory_page_takes_type_and_shareability_from_the_template() {
+        // Template: a read-only, executable kernel data block with AttrIndx 1,
+        // inner shareable, some output address.
+        let template = 0x4000_0000 | 1 << 10 | 0b11 << 8 | 0b10 << 6 | 1 << 2 | 0b01;
+        let d = memory_page_descriptor(0x8765_4000, template);
+        // valid | page | AttrIndx=1 | AP=RW EL1 | SH=inner | AF | PXN | UXN.
+        assert_eq!(
+            d,
+            0x0060_0000_8765_4000 | 1 << 10 | 0b11 << 8 | 1 << 2 | 0b11
+        );
         assert_eq!(classify(d, 3), Entry::Leaf);
     }
 

@@ -26,9 +26,13 @@
 //! exception parks the CPU without printing, so a fault in the reporting
 //! path (console, logger) cannot loop forever or run down the stack.
 //!
-//! Limitations: the exception stack has no guard page (its depth is bounded
-//! by the nesting limit instead), and there is a single one: when
-//! secondary CPUs come online each needs its own SP_EL1 stack. Code that
+//! Each secondary CPU gets its own exception stack from kernel-core
+//! ([`init_secondary`]). The nesting count is machine-wide: when exceptions
+//! on several CPUs are reported at once, the first two reports are printed
+//! and the other CPUs park, which is what a fatal exception leads to anyway.
+//!
+//! Limitations: the exception stacks have no guard page (their depth is
+//! bounded by the nesting limit instead). Code that
 //! switches to `SPSel` = 1 itself gives up the separate stack: its faults are
 //! saved on its own stack, which must then be valid.
 
@@ -156,15 +160,25 @@ unsafe extern "C" {
 }
 
 /// Moves the kernel onto SP_EL0 if it is not there yet, points SP_EL1 at the
-/// exception stack, installs the vector table and unmasks SError, so that
-/// asynchronous aborts are reported too.
+/// boot CPU's exception stack, installs the vector table and unmasks SError,
+/// so that asynchronous aborts are reported too.
 pub fn init() {
-    let stack_top = (&raw const EXCEPTION_STACK) as u64 + EXCEPTION_STACK_BYTES as u64;
+    install((&raw const EXCEPTION_STACK) as u64 + EXCEPTION_STACK_BYTES as u64);
+}
+
+/// The same for a secondary CPU, with its own exception stack ending at
+/// `stack_top`.
+pub fn init_secondary(stack_top: u64) {
+    install(stack_top);
+}
+
+fn install(stack_top: u64) {
     // SAFETY: the stack pointer keeps its value throughout: whichever of
     // SP_EL0 / SP_EL1 it was read from, it is copied into SP_EL0 and SP_EL0
-    // is selected again at the end. SP_EL1 gets the top of a static stack
-    // used by nothing else; `msr sp_el0` is legal at EL1 while SPSel = 1.
-    // Interrupts are masked (boot), and nothing here can fault.
+    // is selected again at the end. SP_EL1 gets the top of a stack used by
+    // nothing else (the caller's contract); `msr sp_el0` is legal at EL1
+    // while SPSel = 1. Interrupts are masked (boot, or CPU start-up), and
+    // nothing here can fault.
     unsafe {
         asm!(
             "mov {kernel_sp}, sp",

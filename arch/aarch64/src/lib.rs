@@ -15,6 +15,7 @@
 
 pub mod cpu_info;
 pub mod descriptor;
+pub mod secondary_tables;
 pub mod syndrome;
 pub mod table_walk;
 
@@ -26,17 +27,19 @@ mod exceptions;
 mod paging;
 #[cfg(target_arch = "aarch64")]
 mod power;
+#[cfg(target_arch = "aarch64")]
+mod smp;
 
 /// The aarch64 architecture (ARMv8-A and later, EL1, 4 KiB granule).
 pub struct Aarch64;
 
 #[cfg(target_arch = "aarch64")]
 mod arch_impl {
-    use super::{Aarch64, clock, cpu_info, exceptions, paging, power};
+    use super::{Aarch64, clock, cpu_info, exceptions, paging, power, smp};
     use core::arch::asm;
     use stratus_arch::{
-        Arch, Clock, Cpu, DeviceMapper, DeviceMapping, ExitStatus, FrameSource, MapError, PortIo,
-        Power, PowerMethods,
+        Arch, Clock, Cpu, CpuStart, DeviceMapper, DeviceMapping, ExitStatus, FrameSource, MapError,
+        Multiprocessor, PortIo, Power, PowerMethods, StartError,
     };
 
     impl Arch for Aarch64 {
@@ -92,6 +95,32 @@ mod arch_impl {
             frames: &mut dyn FrameSource,
         ) -> Result<(), MapError> {
             paging::map_device(mapping, hhdm_offset, frames)
+        }
+
+        fn map_memory(
+            mapping: DeviceMapping,
+            hhdm_offset: u64,
+            frames: &mut dyn FrameSource,
+        ) -> Result<(), MapError> {
+            paging::map_memory(mapping, hhdm_offset, frames)
+        }
+    }
+
+    impl Multiprocessor for Aarch64 {
+        fn hardware_id() -> u64 {
+            smp::hardware_id()
+        }
+
+        fn start_cpu(
+            start: &CpuStart,
+            hhdm_offset: u64,
+            frames: &mut dyn FrameSource,
+        ) -> Result<(), StartError> {
+            smp::start_cpu(start, hhdm_offset, frames)
+        }
+
+        fn init_secondary_exceptions(exception_stack_top: u64) {
+            exceptions::init_secondary(exception_stack_top);
         }
     }
 

@@ -19,7 +19,7 @@ use core::arch::asm;
 use stratus_arch::{DeviceMapping, FrameSource, MapError};
 
 /// Translation tables reached through the direct map.
-struct DirectMappedTables {
+pub(crate) struct DirectMappedTables {
     hhdm_offset: u64,
 }
 
@@ -29,7 +29,7 @@ impl DirectMappedTables {
     /// every frame the caller's `FrameSource` hands out, must be mapped
     /// read/write at `phys + hhdm_offset`, and no Rust reference may cover
     /// them while this value is used.
-    unsafe fn new(hhdm_offset: u64) -> Self {
+    pub(crate) unsafe fn new(hhdm_offset: u64) -> Self {
         Self { hhdm_offset }
     }
 
@@ -61,7 +61,7 @@ static DEVICE_ATTR_INDEX: spin::Once<Option<u8>> = spin::Once::new();
 
 /// Bits \[47:12\] of a TTBR: the level 0 table (the low bit is CnP, the top
 /// 16 bits the ASID).
-fn table_base(ttbr: u64) -> u64 {
+pub(crate) fn table_base(ttbr: u64) -> u64 {
     ttbr & descriptor::OUTPUT_ADDRESS_MASK
 }
 
@@ -150,6 +150,33 @@ pub fn map_device(
         attr_index,
     );
     // Also after `OutOfFrames`, which may leave the first pages mapped.
+    publish(&mapping);
+    result
+}
+
+/// Maps RAM `mapping` as normal memory with the attributes the kernel's own
+/// data has (found by translating one of its statics), EL1 read/write,
+/// never executable.
+pub fn map_memory(
+    mapping: DeviceMapping,
+    hhdm_offset: u64,
+    frames: &mut dyn FrameSource,
+) -> Result<(), MapError> {
+    table_walk::validate(&mapping)?;
+    let tcr = TCR_EL1.get();
+    if let Err(problem) = descriptor::check_kernel_translation(tcr) {
+        log::error!("cannot map memory: {problem}");
+        return Err(MapError::UnsupportedTranslation);
+    }
+    // SAFETY: as in `map_device`.
+    let mut tables = unsafe { DirectMappedTables::new(hhdm_offset) };
+    let root = table_base(TTBR1_EL1.get());
+    let data =
+        crate::secondary_tables::translate(&tables, root, (&raw const DEVICE_ATTR_INDEX) as u64)
+            .ok_or(MapError::UnsupportedTranslation)?;
+    let result = table_walk::map_pages(&mut tables, frames, root, &mapping, |phys| {
+        descriptor::memory_page_descriptor(phys, data.leaf)
+    });
     publish(&mapping);
     result
 }

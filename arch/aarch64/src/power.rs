@@ -37,7 +37,7 @@ pub fn power_off(status: ExitStatus, methods: &PowerMethods) -> ! {
         });
     }
     if let Some(conduit) = methods.psci {
-        psci_call(conduit, PSCI_SYSTEM_OFF);
+        psci_call(conduit, PSCI_SYSTEM_OFF, [0; 3]);
     }
     log::warn!("stratus: halted ({status:?}); no power-off method worked");
     loop {
@@ -74,34 +74,39 @@ fn semihosting_exit(code: u64) {
     }
 }
 
-/// Calls PSCI function `function` (no arguments) through `conduit`; returns
-/// only if the firmware refuses.
-fn psci_call(conduit: PsciConduit, function: u64) {
+/// Calls PSCI function `function` with up to three arguments through
+/// `conduit` and returns the firmware's answer (x0). For `SYSTEM_OFF` and
+/// `SYSTEM_RESET` it returns only if the firmware refuses.
+pub(crate) fn psci_call(conduit: PsciConduit, function: u64, args: [u64; 3]) -> i64 {
+    let result: u64;
     // SAFETY: an SMC Calling Convention call (Arm DEN 0028): x0 holds the
-    // function ID, and x0..x17 may be clobbered. ACPI's FADT said PSCI is
-    // implemented through this conduit. The call touches no kernel memory.
+    // function ID, x1..x3 its arguments, and x0..x17 may be clobbered. ACPI's
+    // FADT said PSCI is implemented through this conduit. The call touches
+    // no kernel memory (CPU_ON's entry point and context are physical
+    // addresses the new CPU uses, not this one).
     unsafe {
         match conduit {
             PsciConduit::Hvc => asm!(
                 "hvc #0",
-                inout("x0") function => _,
-                out("x1") _, out("x2") _, out("x3") _, out("x4") _, out("x5") _,
-                out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _,
-                out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _,
-                out("x16") _, out("x17") _,
+                inout("x0") function => result,
+                inout("x1") args[0] => _, inout("x2") args[1] => _, inout("x3") args[2] => _,
+                out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _,
+                out("x10") _, out("x11") _, out("x12") _, out("x13") _, out("x14") _,
+                out("x15") _, out("x16") _, out("x17") _,
                 options(nomem, nostack),
             ),
             PsciConduit::Smc => asm!(
                 "smc #0",
-                inout("x0") function => _,
-                out("x1") _, out("x2") _, out("x3") _, out("x4") _, out("x5") _,
-                out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _,
-                out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _,
-                out("x16") _, out("x17") _,
+                inout("x0") function => result,
+                inout("x1") args[0] => _, inout("x2") args[1] => _, inout("x3") args[2] => _,
+                out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _,
+                out("x10") _, out("x11") _, out("x12") _, out("x13") _, out("x14") _,
+                out("x15") _, out("x16") _, out("x17") _,
                 options(nomem, nostack),
             ),
         }
     }
+    result as i64
 }
 
 /// Resets the machine with PSCI `SYSTEM_RESET`; halts when there is no PSCI
@@ -110,7 +115,7 @@ pub fn reset(methods: &PowerMethods) -> ! {
     mask_all_interrupts();
     if let Some(conduit) = methods.psci {
         log::info!("reset: PSCI SYSTEM_RESET over {conduit:?}");
-        psci_call(conduit, PSCI_SYSTEM_RESET);
+        psci_call(conduit, PSCI_SYSTEM_RESET, [0; 3]);
     }
     log::warn!("halted: no reset method worked");
     loop {

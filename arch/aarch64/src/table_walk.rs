@@ -85,6 +85,20 @@ pub fn map_device_pages<M: TableMemory + ?Sized>(
     mapping: &DeviceMapping,
     attr_index: u8,
 ) -> Result<(), MapError> {
+    map_pages(mem, frames, root, mapping, |phys| {
+        descriptor::device_page_descriptor(phys, attr_index)
+    })
+}
+
+/// Maps every page of `mapping` like [`map_device_pages`], with the level 3
+/// descriptor `page(phys)` for each page.
+pub fn map_pages<M: TableMemory + ?Sized>(
+    mem: &mut M,
+    frames: &mut dyn FrameSource,
+    root: u64,
+    mapping: &DeviceMapping,
+    page: impl Fn(u64) -> u64,
+) -> Result<(), MapError> {
     validate(mapping)?;
     if let Some(virt) = first_mapped(mem, root, mapping) {
         return Err(MapError::AlreadyMapped { virt });
@@ -106,11 +120,7 @@ pub fn map_device_pages<M: TableMemory + ?Sized>(
                 Entry::Leaf => return Err(MapError::AlreadyMapped { virt }),
             };
         }
-        mem.write_entry(
-            table,
-            descriptor::table_index(virt, LAST_LEVEL),
-            descriptor::device_page_descriptor(phys, attr_index),
-        );
+        mem.write_entry(table, descriptor::table_index(virt, LAST_LEVEL), page(phys));
     }
     Ok(())
 }

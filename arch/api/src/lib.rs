@@ -17,7 +17,7 @@ pub mod mapping;
 pub use mapping::{DeviceMapping, FrameSource, MapError};
 
 /// A CPU architecture as seen by the portable kernel.
-pub trait Arch: Cpu + Clock + DeviceMapper + Power + 'static {
+pub trait Arch: Cpu + Clock + DeviceMapper + Power + Multiprocessor + 'static {
     /// The name used in logs and in the ready line (`x86_64`, `aarch64`).
     const NAME: &'static str;
 
@@ -93,6 +93,112 @@ pub trait DeviceMapper {
         hhdm_offset: u64,
         frames: &mut dyn FrameSource,
     ) -> Result<(), MapError>;
+
+    /// Maps `mapping.len` bytes of RAM at physical `mapping.phys` to virtual
+    /// `mapping.virt` as normal write-back memory, read/write for the kernel,
+    /// never executable: for kernel stacks with guard pages around them,
+    /// which the direct map (one contiguous range) cannot provide.
+    fn map_memory(
+        mapping: DeviceMapping,
+        hhdm_offset: u64,
+        frames: &mut dyn FrameSource,
+    ) -> Result<(), MapError>;
+}
+
+/// What a secondary CPU runs once it is in the kernel's address space:
+/// called with [`CpuStart::arg`], on [`CpuStart::stack_top`], with
+/// interrupts masked. It never returns.
+pub type SecondaryEntry = extern "C" fn(arg: u64) -> !;
+
+/// A request to start one secondary CPU.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuStart {
+    /// The CPU's hardware id as the firmware tables name it: the MPIDR
+    /// affinity fields on aarch64 (GICC entry), the local APIC id on x86.
+    pub hardware_id: u64,
+    /// The top of the stack the entry runs on (16-byte aligned, mapped).
+    pub stack_top: u64,
+    /// The kernel function the CPU calls.
+    pub entry: SecondaryEntry,
+    /// Its argument.
+    pub arg: u64,
+    /// aarch64: the PSCI conduit (`CPU_ON`), from the FADT.
+    pub psci: Option<PsciConduit>,
+    /// x86: [`STARTUP_LOW_MEMORY_BYTES`] of usable RAM below 1 MiB, 4 KiB
+    /// aligned, for the real-mode start-up routine (a startup IPI names its
+    /// page). `None` where the memory map has none.
+    pub low_memory: Option<u64>,
+    /// Busy-waits about this many microseconds (the INIT / startup IPI
+    /// protocol has waits between its steps).
+    pub delay_us: fn(u64),
+}
+
+/// Low memory [`CpuStart::low_memory`] must provide on x86: the start-up
+/// routine's page and three pages of temporary page tables.
+pub const STARTUP_LOW_MEMORY_BYTES: u64 = 4 * 4096;
+
+/// Why a secondary CPU could not be started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// The architecture's start method is not available (no PSCI, or not
+    /// implemented on this architecture yet).
+    NoMethod,
+    /// The firmware refused (PSCI error code).
+    Firmware(i64),
+    /// The start-up code's address could not be translated or mapped.
+    Translation(MapError),
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StartError::NoMethod => f.write_str("no method to start CPUs"),
+            StartError::Firmware(code) => {
+                write!(f, "firmware refused (PSCI {})", psci_error_name(*code))
+            }
+            StartError::Translation(e) => write!(f, "start-up code: {e}"),
+        }
+    }
+}
+
+/// The name of a PSCI return code (Arm DEN 0022, 5.2.2).
+pub fn psci_error_name(code: i64) -> &'static str {
+    match code {
+        0 => "SUCCESS",
+        -1 => "NOT_SUPPORTED",
+        -2 => "INVALID_PARAMETERS",
+        -3 => "DENIED",
+        -4 => "ALREADY_ON",
+        -5 => "ON_PENDING",
+        -6 => "INTERNAL_FAILURE",
+        -7 => "NOT_PRESENT",
+        -8 => "DISABLED",
+        -9 => "INVALID_ADDRESS",
+        _ => "unknown error",
+    }
+}
+
+/// Starting the other CPUs and telling CPUs apart.
+pub trait Multiprocessor {
+    /// The hardware id of the executing CPU, in the form of
+    /// [`CpuStart::hardware_id`].
+    fn hardware_id() -> u64;
+
+    /// Starts a secondary CPU: it enters the kernel's address space and
+    /// calls `start.entry(start.arg)` on `start.stack_top`. Returns once
+    /// the firmware or hardware accepted the request; the caller waits (with
+    /// a bound) for the CPU to say it arrived. Page-table frames for the
+    /// start-up code come from `frames`, reached at `hhdm_offset`.
+    fn start_cpu(
+        start: &CpuStart,
+        hhdm_offset: u64,
+        frames: &mut dyn FrameSource,
+    ) -> Result<(), StartError>;
+
+    /// Prepares exception handling on a secondary CPU, first thing in its
+    /// entry: the vector table and its own exception stack ending at
+    /// `exception_stack_top`.
+    fn init_secondary_exceptions(exception_stack_top: u64);
 }
 
 /// How the kernel asks to stop the machine.
@@ -113,10 +219,31 @@ pub struct PowerMethods {
     /// x86: the FADT reset register, when it is an I/O port, and the value
     /// to write to it.
     pub acpi_reset_port: Option<(u16, u8)>,
+    /// x86: ACPI soft-off (S5) through the PM1 control registers, when the
+    /// FADT names them in I/O space and the DSDT's `\_S5` could be read.
+    pub acpi_soft_off: Option<AcpiSoftOff>,
     /// The kernel runs under a QEMU test harness (command line `exit=qemu`):
     /// report the exit status through QEMU's exit devices (x86
     /// `isa-debug-exit` at port 0xf4, aarch64 semihosting `SYS_EXIT`).
     pub qemu_exit: bool,
+}
+
+/// Entering the ACPI S5 (soft-off) state by writing the PM1 control
+/// registers (ACPI 6.5, 7.4.2 and 16.1.7). The values are computed by
+/// kernel-core from the DSDT's `\_S5` object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcpiSoftOff {
+    /// The PM1a control register's I/O port.
+    pub pm1a_control: u16,
+    /// The PM1b control register's I/O port, where the FADT has one.
+    pub pm1b_control: Option<u16>,
+    /// `SLP_TYPa | SLP_EN`, written to PM1a.
+    pub pm1a_value: u16,
+    /// `SLP_TYPb | SLP_EN`, written to PM1b.
+    pub pm1b_value: u16,
+    /// The FADT's SMI command port and `ACPI_ENABLE` value: written first
+    /// when `SCI_EN` is clear (the firmware still owns the ACPI hardware).
+    pub acpi_enable: Option<(u16, u8)>,
 }
 
 /// The instruction that reaches PSCI firmware.

@@ -1,6 +1,7 @@
 //! Types shared by [`crate::DeviceMapper`] implementations and their callers.
 
-/// A request to map device registers.
+/// A request to map physical pages (device registers, or RAM for kernel
+/// stacks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeviceMapping {
     /// Physical address, 4 KiB aligned.

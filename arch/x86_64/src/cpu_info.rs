@@ -29,3 +29,15 @@ pub fn describe(out: &mut dyn core::fmt::Write) -> core::fmt::Result {
     }
     Ok(())
 }
+
+/// The executing CPU's local APIC id: the 32-bit x2APIC id from CPUID leaf
+/// 0xB where the CPU has it, else the 8-bit initial APIC id of leaf 1.
+pub fn apic_id() -> u64 {
+    if __cpuid(0).eax >= 0xb {
+        let topology = core::arch::x86_64::__cpuid_count(0xb, 0);
+        if topology.ebx != 0 {
+            return u64::from(topology.edx);
+        }
+    }
+    u64::from(__cpuid(1).ebx >> 24)
+}

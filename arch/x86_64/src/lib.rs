@@ -6,6 +6,8 @@
 //! power-off through QEMU's debug-exit device when under the test harness.
 #![no_std]
 
+extern crate alloc;
+
 mod clock;
 mod cpu_info;
 mod exceptions;
@@ -13,10 +15,11 @@ mod gdt;
 mod paging;
 mod ports;
 mod power;
+mod smp;
 
 use stratus_arch::{
-    Arch, Clock, Cpu, DeviceMapper, DeviceMapping, ExitStatus, FrameSource, MapError, PortIo,
-    Power, PowerMethods,
+    Arch, Clock, Cpu, CpuStart, DeviceMapper, DeviceMapping, ExitStatus, FrameSource, MapError,
+    Multiprocessor, PortIo, Power, PowerMethods, StartError,
 };
 
 /// The x86_64 architecture.
@@ -71,6 +74,33 @@ impl DeviceMapper for X86_64 {
         frames: &mut dyn FrameSource,
     ) -> Result<(), MapError> {
         paging::map_device(mapping, hhdm_offset, frames)
+    }
+
+    fn map_memory(
+        mapping: DeviceMapping,
+        hhdm_offset: u64,
+        frames: &mut dyn FrameSource,
+    ) -> Result<(), MapError> {
+        paging::map_memory(mapping, hhdm_offset, frames)
+    }
+}
+
+impl Multiprocessor for X86_64 {
+    fn hardware_id() -> u64 {
+        cpu_info::apic_id()
+    }
+
+    fn start_cpu(
+        start: &CpuStart,
+        hhdm_offset: u64,
+        _frames: &mut dyn FrameSource,
+    ) -> Result<(), StartError> {
+        smp::start_cpu(start, hhdm_offset)
+    }
+
+    fn init_secondary_exceptions(exception_stack_top: u64) {
+        gdt::init_secondary(exception_stack_top);
+        exceptions::init();
     }
 }
 

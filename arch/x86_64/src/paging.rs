@@ -28,6 +28,31 @@ pub fn map_device(
     hhdm_offset: u64,
     frames: &mut dyn FrameSource,
 ) -> Result<(), MapError> {
+    map_pages(
+        mapping,
+        PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH,
+        hhdm_offset,
+        frames,
+    )
+}
+
+/// Maps RAM `mapping` write-back, writable and, when EFER.NXE is on, not
+/// executable.
+pub fn map_memory(
+    mapping: DeviceMapping,
+    hhdm_offset: u64,
+    frames: &mut dyn FrameSource,
+) -> Result<(), MapError> {
+    map_pages(mapping, PageTableFlags::empty(), hhdm_offset, frames)
+}
+
+/// Maps `mapping` present and writable with the `caching` flags added.
+fn map_pages(
+    mapping: DeviceMapping,
+    caching: PageTableFlags,
+    hhdm_offset: u64,
+    frames: &mut dyn FrameSource,
+) -> Result<(), MapError> {
     if !(mapping.phys | mapping.virt | mapping.len).is_multiple_of(4096) {
         return Err(MapError::Unaligned);
     }
@@ -35,10 +60,7 @@ pub fn map_device(
     if mapping.virt < 0xffff_8000_0000_0000 {
         return Err(MapError::BadVirtualAddress);
     }
-    let mut flags = PageTableFlags::PRESENT
-        | PageTableFlags::WRITABLE
-        | PageTableFlags::NO_CACHE
-        | PageTableFlags::WRITE_THROUGH;
+    let mut flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | caching;
     if Efer::read().contains(EferFlags::NO_EXECUTE_ENABLE) {
         flags |= PageTableFlags::NO_EXECUTE;
     }
@@ -52,9 +74,10 @@ pub fn map_device(
     for offset in (0..mapping.len).step_by(4096) {
         let page = Page::<Size4KiB>::containing_address(virt_start + offset);
         let frame = PhysFrame::containing_address(PhysAddr::new(mapping.phys + offset));
-        // SAFETY: the page lies in the kernel's device window, which nothing
-        // else maps, and the frame is device memory, never RAM the allocator
-        // hands out, so no Rust reference is affected by this mapping.
+        // SAFETY: the page lies in one of kernel-core's windows (devices,
+        // stacks), which nothing else maps; the frame is device memory or a
+        // frame the allocator handed to the caller, so no Rust reference is
+        // affected by this new mapping.
         match unsafe { tables.map_to(page, frame, flags, &mut frames) } {
             Ok(flush) => flush.flush(),
             Err(MapToError::FrameAllocationFailed) => return Err(MapError::OutOfFrames),

@@ -15,6 +15,18 @@ pub fn write_u8(port: u16, value: u8) {
     unsafe { Port::<u8>::new(port).write(value) }
 }
 
+/// Reads 16 bits at a port.
+pub fn read_u16(port: u16) -> u16 {
+    // SAFETY: as for `read_u8`.
+    unsafe { Port::<u16>::new(port).read() }
+}
+
+/// Writes 16 bits to a port.
+pub fn write_u16(port: u16, value: u16) {
+    // SAFETY: as for `write_u8`.
+    unsafe { Port::<u16>::new(port).write(value) }
+}
+
 fn read_u32(port: u16) -> u32 {
     // SAFETY: as for `read_u8`.
     unsafe { Port::<u32>::new(port).read() }

@@ -1,15 +1,15 @@
 //! Stopping an x86_64 machine.
 
-use stratus_arch::{ExitStatus, PowerMethods};
+use stratus_arch::{AcpiSoftOff, ExitStatus, PowerMethods};
 
 /// Port of QEMU's `isa-debug-exit` device as the test harness configures it.
 const QEMU_DEBUG_EXIT_PORT: u16 = 0xf4;
 
 /// Stops the machine. Under the QEMU test harness (`exit=qemu`) the status
 /// leaves through `isa-debug-exit`: QEMU exits with `(value << 1) | 1`, so
-/// 0x10 gives 33 (success) and 0x11 gives 35 (failure). Otherwise the CPU
-/// halts: ACPI S5 needs the `\_S5` object from the DSDT's AML, which Stratus
-/// does not interpret yet.
+/// 0x10 gives 33 (success) and 0x11 gives 35 (failure). Otherwise ACPI S5
+/// through the PM1 control registers, when ACPI described them; the CPU halts
+/// when nothing worked.
 pub fn power_off(status: ExitStatus, methods: &PowerMethods) -> ! {
     x86_64::instructions::interrupts::disable();
     if methods.qemu_exit {
@@ -18,11 +18,61 @@ pub fn power_off(status: ExitStatus, methods: &PowerMethods) -> ! {
             ExitStatus::Failure => 0x11,
         };
         crate::ports::write_u32(QEMU_DEBUG_EXIT_PORT, value);
-    } else {
-        log::warn!("halted ({status:?}): no power-off method without AML");
+    }
+    match &methods.acpi_soft_off {
+        Some(soft_off) => {
+            log::info!("off ({status:?}) through ACPI S5");
+            enter_s5(soft_off);
+            log::warn!("ACPI S5 did not stop the machine; halted ({status:?})");
+        }
+        None => log::warn!("no ACPI S5 (see the acpi lines above); halted ({status:?})"),
     }
     loop {
         x86_64::instructions::hlt();
+    }
+}
+
+/// `SCI_EN`: the OS owns the ACPI fixed hardware (ACPI 6.5, table 4.13).
+const SCI_EN: u16 = 1;
+/// Reads of PM1a control while waiting for the firmware to set `SCI_EN`
+/// after `ACPI_ENABLE`: each port read traps to the hypervisor or takes
+/// about a microsecond on hardware, so this bounds the wait to well under a
+/// second while giving an SMI handler far more than the few milliseconds it
+/// needs.
+const SCI_EN_POLLS: u32 = 200_000;
+/// Reads of PM1a control after the sleep request, giving the platform time
+/// to remove power before the caller reports failure.
+const SLEEP_SETTLE_POLLS: u32 = 100_000;
+
+/// Writes `SLP_TYPx | SLP_EN` to the PM1 control registers, taking the ACPI
+/// hardware from the firmware first where it still owns it.
+fn enter_s5(soft_off: &AcpiSoftOff) {
+    use crate::ports::{read_u16, write_u8, write_u16};
+    if read_u16(soft_off.pm1a_control) & SCI_EN == 0
+        && let Some((smi_port, enable)) = soft_off.acpi_enable
+    {
+        write_u8(smi_port, enable);
+        let owned = (0..SCI_EN_POLLS).any(|_| read_u16(soft_off.pm1a_control) & SCI_EN != 0);
+        if !owned {
+            log::warn!("firmware did not hand over ACPI (SCI_EN still clear); trying S5 anyway");
+        }
+    }
+    // Preserve the other control bits (SCI_EN among them); SLP_TYP is
+    // replaced, as ACPICA does.
+    const SLP_EN: u16 = 1 << 13;
+    const SLP_BITS: u16 = (0x7 << 10) | SLP_EN;
+    // Like ACPICA: SLP_TYP first, then SLP_TYP with SLP_EN.
+    let request = |port: u16, value: u16| {
+        let kept = read_u16(port) & !SLP_BITS;
+        write_u16(port, kept | (value & !SLP_EN));
+        write_u16(port, kept | value);
+    };
+    request(soft_off.pm1a_control, soft_off.pm1a_value);
+    if let Some(port) = soft_off.pm1b_control {
+        request(port, soft_off.pm1b_value);
+    }
+    for _ in 0..SLEEP_SETTLE_POLLS {
+        let _ = read_u16(soft_off.pm1a_control);
     }
 }
 

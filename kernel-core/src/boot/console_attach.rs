@@ -78,9 +78,10 @@ pub(super) fn attach_console<A: Arch>(
         SpcrOutcome::Unusable(e) => {
             log::warn!(target: "boot", "console: {legacy} ({e}; legacy port)")
         }
-        SpcrOutcome::Invalid => {
-            log::warn!(target: "boot", "console: {legacy} (SPCR invalid; legacy port)")
-        }
+        SpcrOutcome::Invalid(e) => log::warn!(
+            target: "boot",
+            "console: {legacy} (SPCR present but invalid: {e}; legacy port)"
+        ),
     }
 }
 

@@ -2,14 +2,14 @@
 //! as `boot`): ACPI
 //! when the loader gave an RSDP the direct map reaches, else the device tree.
 
-use crate::acpi::{self, AcpiSummary};
+use crate::acpi::{self, AcpiPlatform};
 use crate::boot_info::BootInfo;
 use crate::devicetree::{self, DtSummary};
 use crate::limine_boot;
 
 /// ACPI discovery, when the loader gave an RSDP whose tables the direct map
 /// reaches.
-pub(super) fn read_acpi(boot: &BootInfo) -> AcpiSummary {
+pub(super) fn read_acpi(boot: &BootInfo) -> AcpiPlatform {
     let Some(rsdp) = boot.rsdp else {
         match boot.dtb {
             Some(_) => {
@@ -19,7 +19,7 @@ pub(super) fn read_acpi(boot: &BootInfo) -> AcpiSummary {
                 log::warn!(target: "boot", "no ACPI (the loader gave no RSDP) and no device tree")
             }
         }
-        return AcpiSummary::empty();
+        return AcpiPlatform::empty();
     };
     // From base revision 3 on, the direct map leaves ACPI memory out; a
     // kernel that got there (a loader ignoring the revision it asked for)
@@ -30,14 +30,16 @@ pub(super) fn read_acpi(boot: &BootInfo) -> AcpiSummary {
         log::warn!(target: "boot",
             "ACPI tables are not in the direct map under base revision {revision}; not read"
         );
-        return AcpiSummary::empty();
+        return AcpiPlatform::empty();
     }
     // SAFETY: the address is the loader's RSDP, and under base revisions 0
     // to 2 the direct map covers the ACPI tables.
-    unsafe { acpi::discover(rsdp, boot.hhdm_offset) }.unwrap_or_else(|e| {
-        log::error!(target: "boot", "{e}; continuing without ACPI");
-        AcpiSummary::empty()
-    })
+    unsafe { acpi::discover(rsdp, boot.hhdm_offset, boot.memory_map.regions()) }.unwrap_or_else(
+        |e| {
+            log::error!(target: "boot", "{e}; continuing without ACPI");
+            AcpiPlatform::empty()
+        },
+    )
 }
 
 /// The device tree's console and PSCI conduit, when the loader handed over

@@ -2,10 +2,12 @@
 //!
 //! Boots through the platform, logs what was discovered and prints the
 //! `stratus: ready` line. Command-line switches used by the test suite:
-//! `test=page-fault` reads an unmapped address after boot, `test=panic`
-//! panics on purpose, `test=reset` resets the machine, and `exit=qemu`
-//! powers off right after the ready line
-//! (with QEMU's exit devices carrying the status).
+//! `test=page-fault` reads an unmapped address after boot, `test=stack-guard`
+//! reads the guard page below a freshly allocated kernel stack, `test=panic`
+//! panics on purpose, `test=reset` resets the machine, `test=power-off`
+//! powers the machine off after the ready line through the firmware (ACPI S5
+//! on x86, PSCI on aarch64), and `exit=qemu` powers off right after the
+//! ready line (with QEMU's exit devices carrying the status).
 #![no_std]
 #![no_main]
 
@@ -23,7 +25,7 @@ platform::kernel_main!(main);
 /// image and far from the direct map and the device window.
 const UNMAPPED_ADDRESS: u64 = 0xffff_fff0_dead_0000;
 
-fn main(kernel: Kernel) -> ! {
+fn main(mut kernel: Kernel) -> ! {
     let cmdline = kernel.cmdline();
     match cmdline.get("test") {
         Some("page-fault") => {
@@ -35,6 +37,21 @@ fn main(kernel: Kernel) -> ! {
         }
         Some("panic") => panic!("test=panic on the command line"),
         Some("reset") => kernel.reset(),
+        Some("stack-guard") => {
+            let stack = kernel
+                .stacks
+                .allocate::<platform::Arch>(16 * 1024, &mut kernel.frames)
+                .expect("a stack");
+            log::info!("test: reading guard page {:#x}", stack.guard);
+            // SAFETY: deliberately unsound, as for test=page-fault: the
+            // guard page is unmapped, the read faults and the kernel stops.
+            let value = unsafe { core::ptr::read_volatile(stack.guard as *const u64) };
+            panic!("guard page {:#x} is mapped (read {value:#x})", stack.guard);
+        }
+        Some("power-off") => {
+            kernel.print_ready_line();
+            kernel.shutdown(ExitStatus::Success);
+        }
         Some(other) => log::warn!("unknown test '{other}' ignored"),
         None => {}
     }

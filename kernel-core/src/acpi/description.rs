@@ -1,0 +1,244 @@
+//! The platform as ACPI describes it, decoded once at boot and kept for the
+//! kernel's lifetime: CPUs, interrupt controllers, PCI ECAM regions, timers,
+//! power registers, the console and the IORT. Built by [`describe`], a pure
+//! function over the tables found by [`read_tables`](super::tables::read_tables),
+//! so it runs the same on the host (tests, fuzzing) as in the kernel.
+
+use super::fadt::{self, Fadt, FadtError, PmTimer};
+use super::gtdt::{self, Gtdt, GtdtError};
+use super::hpet::{self, Hpet, HpetError};
+use super::iort::{self, Iort, IortError};
+use super::madt::{self, Cpu, Madt, MadtError};
+use super::mcfg::{self, EcamRegion, McfgError};
+use super::spcr::{self, SpcrOutcome};
+use super::tables::{PhysicalMemory, Signature, TableFault, TableSet, read_table};
+use alloc::vec::Vec;
+use core::fmt;
+use stratus_arch::{AcpiSoftOff, PsciConduit};
+
+/// One table the root table lists, as found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableInfo {
+    /// Its signature.
+    pub signature: Signature,
+    /// Its physical address.
+    pub phys: u64,
+    /// Its length (0 when unreadable).
+    pub length: u32,
+    /// What is wrong with it, if anything.
+    pub fault: Option<TableFault>,
+}
+
+/// Where a table lies (the DSDT, which the FADT points at).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableLocation {
+    /// Physical address.
+    pub phys: u64,
+    /// Length in bytes.
+    pub length: u32,
+}
+
+/// Why a table was skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableProblem {
+    /// It failed validation.
+    Fault(TableFault),
+    /// A pointer led to a table with another signature.
+    WrongSignature(Signature),
+    /// MADT contents.
+    Madt(MadtError),
+    /// MCFG contents.
+    Mcfg(McfgError),
+    /// HPET contents.
+    Hpet(HpetError),
+    /// FADT contents.
+    Fadt(FadtError),
+    /// GTDT contents.
+    Gtdt(GtdtError),
+    /// IORT contents.
+    Iort(IortError),
+}
+
+impl fmt::Display for TableProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fault(e) => e.fmt(f),
+            Self::WrongSignature(s) => write!(f, "signature is {s}"),
+            Self::Madt(e) => e.fmt(f),
+            Self::Mcfg(e) => e.fmt(f),
+            Self::Hpet(e) => e.fmt(f),
+            Self::Fadt(e) => e.fmt(f),
+            Self::Gtdt(e) => e.fmt(f),
+            Self::Iort(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Everything ACPI described, kept for the kernel's lifetime
+/// ([`Kernel::acpi`](crate::Kernel::acpi)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcpiPlatform {
+    /// The RSDP's OEM id (`BOCHS `, `AMAZON`...).
+    pub oem_id: [u8; 6],
+    /// The RSDP revision (0: RSDT; 2: XSDT).
+    pub revision: u8,
+    /// Every table the root table lists, valid or not.
+    pub tables: Vec<TableInfo>,
+    /// Tables skipped because they are broken, with the reason.
+    pub skipped: Vec<(Signature, TableProblem)>,
+    /// MADT: CPUs and interrupt controllers.
+    pub madt: Option<Madt>,
+    /// MCFG: every ECAM region (empty without an MCFG).
+    pub pci_ecam: Vec<EcamRegion>,
+    /// HPET.
+    pub hpet: Option<Hpet>,
+    /// FADT.
+    pub fadt: Option<Fadt>,
+    /// The DSDT, when the FADT names a readable one.
+    pub dsdt: Option<TableLocation>,
+    /// GTDT: Arm generic timer interrupts.
+    pub gtdt: Option<Gtdt>,
+    /// IORT: MSI routing on Arm.
+    pub iort: Option<Iort>,
+    /// SPCR: the console.
+    pub spcr: SpcrOutcome,
+    /// SPCR: the UART's GSI.
+    pub spcr_interrupt: Option<u32>,
+    /// x86 soft-off through the PM1 control registers and `\_S5`.
+    pub soft_off: Option<AcpiSoftOff>,
+}
+
+impl AcpiPlatform {
+    /// The description of a machine without ACPI.
+    pub const fn empty() -> Self {
+        Self {
+            oem_id: *b"      ",
+            revision: 0,
+            tables: Vec::new(),
+            skipped: Vec::new(),
+            madt: None,
+            pci_ecam: Vec::new(),
+            hpet: None,
+            fadt: None,
+            dsdt: None,
+            gtdt: None,
+            iort: None,
+            spcr: SpcrOutcome::Absent,
+            spcr_interrupt: None,
+            soft_off: None,
+        }
+    }
+
+    /// Every CPU the MADT lists (none without a MADT).
+    pub fn cpus(&self) -> &[Cpu] {
+        self.madt.as_ref().map_or(&[], |m| &m.cpus)
+    }
+
+    /// Hardware ids of the enabled CPUs (see [`Madt::enabled_cpu_ids`];
+    /// empty without a usable MADT).
+    pub fn enabled_cpu_ids(&self) -> Vec<u64> {
+        self.madt
+            .as_ref()
+            .map_or_else(Vec::new, Madt::enabled_cpu_ids)
+    }
+
+    /// The PSCI conduit (FADT).
+    pub fn psci(&self) -> Option<PsciConduit> {
+        self.fadt.and_then(|f| f.psci)
+    }
+
+    /// The FADT reset register when it is an I/O port, with its value.
+    pub fn reset_port(&self) -> Option<(u16, u8)> {
+        self.fadt.and_then(|f| f.reset_port())
+    }
+
+    /// The ACPI PM timer.
+    pub fn pm_timer(&self) -> Option<PmTimer> {
+        self.fadt.and_then(|f| f.pm_timer)
+    }
+
+    /// True when a table with `signature` is listed (valid or not).
+    pub fn lists(&self, signature: &[u8; 4]) -> bool {
+        self.tables.iter().any(|t| &t.signature.0 == signature)
+    }
+}
+
+/// Decodes every table Stratus uses from `set`. `memory` reaches the DSDT
+/// (which the FADT, not the root table, points at). Never fails: a broken
+/// table is recorded in [`AcpiPlatform::skipped`] and left out.
+pub fn describe<M: PhysicalMemory + ?Sized>(set: &TableSet<'_>, memory: &M) -> AcpiPlatform {
+    let mut platform = AcpiPlatform {
+        oem_id: set.oem_id,
+        revision: set.revision,
+        tables: set
+            .tables
+            .iter()
+            .map(|t| TableInfo {
+                signature: t.signature,
+                phys: t.phys,
+                length: t.bytes.map_or(0, |b| b.len() as u32),
+                fault: t.bytes.err(),
+            })
+            .collect(),
+        ..AcpiPlatform::empty()
+    };
+    let p = &mut platform;
+    p.madt = decode(set, p, b"APIC", |t| {
+        madt::parse(t).map_err(TableProblem::Madt)
+    });
+    p.pci_ecam = decode(set, p, b"MCFG", |t| {
+        mcfg::parse(t).map_err(TableProblem::Mcfg)
+    })
+    .unwrap_or_default();
+    p.hpet = decode(set, p, b"HPET", |t| {
+        hpet::parse(t).map_err(TableProblem::Hpet)
+    });
+    p.fadt = decode(set, p, b"FACP", |t| {
+        fadt::parse(t).map_err(TableProblem::Fadt)
+    });
+    p.gtdt = decode(set, p, b"GTDT", |t| {
+        gtdt::parse(t).map_err(TableProblem::Gtdt)
+    });
+    p.iort = decode(set, p, b"IORT", |t| {
+        iort::parse(t).map_err(TableProblem::Iort)
+    });
+    match set.find(b"SPCR") {
+        None => {}
+        Some(Ok(table)) => {
+            p.spcr = spcr::outcome(table);
+            p.spcr_interrupt = spcr::interrupt(table);
+        }
+        Some(Err(fault)) => p.spcr = SpcrOutcome::Invalid(fault),
+    }
+    if let Some(dsdt) = p.fadt.and_then(|f| f.dsdt) {
+        let found = match read_table(memory, dsdt) {
+            Ok((signature, bytes)) if &signature.0 == b"DSDT" => Ok(bytes.len() as u32),
+            Ok((signature, _)) => Err(TableProblem::WrongSignature(signature)),
+            Err((_, fault)) => Err(TableProblem::Fault(fault)),
+        };
+        match found {
+            Ok(length) => p.dsdt = Some(TableLocation { phys: dsdt, length }),
+            Err(problem) => p.skipped.push((Signature(*b"DSDT"), problem)),
+        }
+    }
+    platform
+}
+
+/// Decodes the first valid table with `signature`; a broken one is recorded
+/// as skipped.
+fn decode<T>(
+    set: &TableSet<'_>,
+    platform: &mut AcpiPlatform,
+    signature: &[u8; 4],
+    parse: impl FnOnce(&[u8]) -> Result<T, TableProblem>,
+) -> Option<T> {
+    let problem = match set.find(signature)? {
+        Ok(table) => match parse(table) {
+            Ok(value) => return Some(value),
+            Err(problem) => problem,
+        },
+        Err(fault) => TableProblem::Fault(fault),
+    };
+    platform.skipped.push((Signature(*signature), problem));
+    None
+}
