@@ -10,8 +10,6 @@
 //! gives is checked against the memory map before it is read.
 
 use crate::boot_info::{MemoryKind, MemoryRegion};
-use ::acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
-use core::ptr::NonNull;
 
 pub mod bytes;
 pub mod description;
@@ -92,45 +90,6 @@ impl PhysicalMemory for DirectMap<'_> {
     }
 }
 
-/// Reaches ACPI tables for the `acpi` crate (used for the AML tables of
-/// [`soft_off`]) through the higher-half direct map.
-#[derive(Clone, Copy, Debug)]
-pub struct DirectMapAcpiHandler {
-    hhdm_offset: u64,
-}
-
-impl DirectMapAcpiHandler {
-    /// A handler for a direct map at `hhdm_offset`.
-    pub fn new(hhdm_offset: u64) -> Self {
-        Self { hhdm_offset }
-    }
-}
-
-impl AcpiHandler for DirectMapAcpiHandler {
-    unsafe fn map_physical_region<T>(
-        &self,
-        physical_address: usize,
-        size: usize,
-    ) -> PhysicalMapping<Self, T> {
-        let virt = (physical_address as u64).wrapping_add(self.hhdm_offset) as *mut T;
-        // SAFETY: the direct map covers all memory the firmware reported,
-        // ACPI tables included, so `virt` is mapped for `size` bytes; the
-        // caller (the acpi crate) guarantees a `T` lives there. A null
-        // pointer cannot result from adding the higher-half offset.
-        unsafe {
-            PhysicalMapping::new(
-                physical_address,
-                NonNull::new_unchecked(virt),
-                size,
-                size,
-                *self,
-            )
-        }
-    }
-
-    fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
-}
-
 /// Why ACPI could not be read at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AcpiUnavailable(pub RootError);
@@ -156,65 +115,18 @@ pub unsafe fn discover(
     // SAFETY: the caller's guarantee.
     let memory = unsafe { DirectMap::new(hhdm_offset, regions) };
     let set = read_tables(&memory, rsdp).map_err(AcpiUnavailable)?;
-    let mut platform = describe(&set, &memory);
+    let platform = describe(&set, &memory);
     summary::log(&platform);
-    if platform.psci().is_none() && platform.fadt.is_some() {
-        // The `acpi` crate follows every listed pointer and header length
-        // without looking at the memory map: let it only at tables that were
-        // all found readable here.
-        if let Some(t) = platform.tables.iter().find(|t| {
-            matches!(
-                t.fault,
-                Some(TableFault::Unreadable | TableFault::BadLength(_) | TableFault::Truncated(_))
-            )
-        }) {
-            log::warn!(
-                "no S5 power-off: {} at {:#x} is unreadable",
-                t.signature,
-                t.phys
-            );
-            return Ok(platform);
-        }
-        if platform.dsdt.is_none() {
-            log::warn!("no S5 power-off: no readable DSDT");
-            return Ok(platform);
-        }
-        // SAFETY: the caller's guarantee; every table the crate will follow
-        // was just read within the memory map, and the crate validates them.
-        let found = unsafe { find_soft_off(rsdp, hhdm_offset) };
-        match found {
-            Ok(off) => {
-                log::info!(
-                    "S5 power-off through PM1a control {:#x} (value {:#x})",
-                    off.pm1a_control,
-                    off.pm1a_value
-                );
-                platform.soft_off = Some(off);
-            }
-            Err(e) => log::warn!("no S5 power-off: {e}"),
-        }
+    match platform.soft_off {
+        Some(Ok(off)) => log::info!(
+            "S5 power-off through PM1a control {:#x} (value {:#x})",
+            off.pm1a_control,
+            off.pm1a_value
+        ),
+        Some(Err(e)) => log::warn!("no S5 power-off: {e}"),
+        None => {}
     }
     Ok(platform)
-}
-
-/// Soft-off through the `acpi` crate's view of the FADT and AML tables.
-///
-/// # Safety
-/// As [`discover`].
-unsafe fn find_soft_off(
-    rsdp: u64,
-    hhdm_offset: u64,
-) -> Result<stratus_arch::AcpiSoftOff, soft_off::SoftOffError> {
-    let handler = DirectMapAcpiHandler::new(hhdm_offset);
-    // SAFETY: the caller guarantees the address is the loader's RSDP; the
-    // crate checks the signature and checksum before following it.
-    let tables = unsafe { AcpiTables::from_rsdp(handler, rsdp as usize) }
-        .map_err(|_| soft_off::SoftOffError::NoDsdt)?;
-    let fadt = tables
-        .find_table::<::acpi::fadt::Fadt>()
-        .map_err(|_| soft_off::SoftOffError::NoDsdt)?;
-    // SAFETY: as above.
-    unsafe { soft_off::discover(&tables, &fadt, hhdm_offset) }
 }
 
 /// `acpi=dump`: every table as hex on the console.

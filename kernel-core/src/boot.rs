@@ -219,7 +219,7 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         let mut power = POWER.lock();
         power.psci = acpi.psci().or(dt.and_then(|dt| dt.psci));
         power.acpi_reset_port = acpi.reset_port();
-        power.acpi_soft_off = acpi.soft_off;
+        power.acpi_soft_off = acpi.soft_off();
     }
 
     // The clock first, so that waits for the console are bounded in time.

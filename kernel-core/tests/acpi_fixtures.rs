@@ -399,3 +399,28 @@ fn rsdp_with_bad_checksum_is_refused() {
     block.1[20] ^= 1;
     assert!(kernel_core::acpi::read_tables(&f.memory, f.rsdp).is_err());
 }
+
+/// x86 soft-off from QEMU's own DSDTs: `\_S5` is package {0, 0, ...}, so
+/// PM1a control gets SLP_EN alone; q35's ICH9 has PM1a control at 0x604, the
+/// i440FX's PIIX4 at 0xb004. On arm, PSCI stops the machine: S5 is not
+/// looked for.
+#[test]
+fn s5_power_off_from_qemu_dsdts() {
+    for (machine, port) in [
+        ("x86_64-q35-4cpu", 0x604),
+        ("x86_64-q35-1cpu", 0x604),
+        ("x86_64-pc-1cpu", 0xb004),
+    ] {
+        let p = fixture(machine).describe();
+        let off = p
+            .soft_off()
+            .unwrap_or_else(|| panic!("{machine}: {:?}", p.soft_off));
+        assert_eq!(
+            (off.pm1a_control, off.pm1a_value),
+            (port, 0x2000),
+            "{machine}"
+        );
+        assert_eq!(off.pm1b_control, None, "{machine}");
+    }
+    assert_eq!(fixture("aarch64-virt-4cpu").describe().soft_off, None);
+}

@@ -10,6 +10,7 @@ use super::hpet::{self, Hpet, HpetError};
 use super::iort::{self, Iort, IortError};
 use super::madt::{self, Cpu, Madt, MadtError};
 use super::mcfg::{self, EcamRegion, McfgError};
+use super::soft_off::{self, SoftOffError};
 use super::spcr::{self, SpcrOutcome};
 use super::tables::{PhysicalMemory, Signature, TableFault, TableSet, read_table};
 use alloc::vec::Vec;
@@ -104,8 +105,10 @@ pub struct AcpiPlatform {
     pub spcr: SpcrOutcome,
     /// SPCR: the UART's GSI.
     pub spcr_interrupt: Option<u32>,
-    /// x86 soft-off through the PM1 control registers and `\_S5`.
-    pub soft_off: Option<AcpiSoftOff>,
+    /// x86 soft-off through the PM1 control registers and `\_S5`, or why
+    /// there is none; `None` where it was not looked for (no FADT, or PSCI
+    /// stops the machine).
+    pub soft_off: Option<Result<AcpiSoftOff, SoftOffError>>,
 }
 
 impl AcpiPlatform {
@@ -145,6 +148,11 @@ impl AcpiPlatform {
     /// The PSCI conduit (FADT).
     pub fn psci(&self) -> Option<PsciConduit> {
         self.fadt.and_then(|f| f.psci)
+    }
+
+    /// ACPI soft-off, when it can be used.
+    pub fn soft_off(&self) -> Option<AcpiSoftOff> {
+        self.soft_off.and_then(Result::ok)
     }
 
     /// The FADT reset register when it is an I/O port, with its value.
@@ -210,16 +218,31 @@ pub fn describe<M: PhysicalMemory + ?Sized>(set: &TableSet<'_>, memory: &M) -> A
         }
         Some(Err(fault)) => p.spcr = SpcrOutcome::Invalid(fault),
     }
+    let mut dsdt_bytes = None;
     if let Some(dsdt) = p.fadt.and_then(|f| f.dsdt) {
         let found = match read_table(memory, dsdt) {
-            Ok((signature, bytes)) if &signature.0 == b"DSDT" => Ok(bytes.len() as u32),
+            Ok((signature, bytes)) if &signature.0 == b"DSDT" => Ok(bytes),
             Ok((signature, _)) => Err(TableProblem::WrongSignature(signature)),
             Err((_, fault)) => Err(TableProblem::Fault(fault)),
         };
         match found {
-            Ok(length) => p.dsdt = Some(TableLocation { phys: dsdt, length }),
+            Ok(bytes) => {
+                p.dsdt = Some(TableLocation {
+                    phys: dsdt,
+                    length: bytes.len() as u32,
+                });
+                dsdt_bytes = Some(bytes);
+            }
             Err(problem) => p.skipped.push((Signature(*b"DSDT"), problem)),
         }
+    }
+    if let Some(fadt) = p.fadt.filter(|f| f.psci.is_none()) {
+        let ssdts = set
+            .tables
+            .iter()
+            .filter(|t| &t.signature.0 == b"SSDT")
+            .filter_map(|t| t.bytes.ok());
+        p.soft_off = Some(soft_off::soft_off(&fadt, dsdt_bytes, ssdts));
     }
     platform
 }

@@ -47,6 +47,11 @@ pub struct Fadt {
     pub iapc_boot_flags: u16,
     /// Fixed feature flags.
     pub flags: u32,
+    /// The SMI command port (0: none; the ACPI hardware is the OS's).
+    pub smi_command: u32,
+    /// The value written to the SMI command port to take the ACPI hardware
+    /// from the firmware (`ACPI_ENABLE`).
+    pub acpi_enable: u8,
 }
 
 impl Fadt {
@@ -140,6 +145,8 @@ pub fn parse(table: &[u8]) -> Result<Fadt, FadtError> {
         psci,
         iapc_boot_flags: u16_at(table, 109).unwrap_or(0),
         flags,
+        smi_command: u32_at(table, 48).unwrap_or(0),
+        acpi_enable: u8_at(table, 52).unwrap_or(0),
     })
 }
 

@@ -233,7 +233,7 @@ fn s5_power_off_from_fadt_and_dsdt() {
     ];
     let dsdt = Box::leak(table(b"DSDT", 1, &aml).into_boxed_slice());
     let summary = discover_fixture(&[fadt_with_dsdt(0x604, dsdt)]).unwrap();
-    let off = summary.soft_off.expect("S5 found");
+    let off = summary.soft_off().expect("S5 found");
     assert_eq!(off.pm1a_control, 0x604);
     assert_eq!(off.pm1b_control, None);
     assert_eq!(off.pm1a_value, (5 << 10) | (1 << 13));
@@ -244,11 +244,16 @@ fn s5_power_off_from_fadt_and_dsdt() {
 fn no_s5_power_off_without_s5_object() {
     let dsdt = Box::leak(table(b"DSDT", 1, &[0x10, 0x05, 0x5c, 0x00]).into_boxed_slice());
     let summary = discover_fixture(&[fadt_with_dsdt(0x604, dsdt)]).unwrap();
-    assert_eq!(summary.soft_off, None);
+    assert_eq!(
+        summary.soft_off,
+        Some(Err(crate::acpi::soft_off::SoftOffError::S5(
+            crate::acpi::sleep::S5Error::NotFound
+        )))
+    );
 }
 
 #[test]
-fn no_s5_lookup_when_a_listed_table_is_outside_memory() {
+fn s5_power_off_survives_an_unreadable_listed_table() {
     let aml = [
         0x08, 0x5c, b'_', b'S', b'5', b'_', 0x12, 0x07, 0x04, 0x0a, 0x05, 0x00, 0x00, 0x00,
     ];
@@ -263,7 +268,7 @@ fn no_s5_lookup_when_a_listed_table_is_outside_memory() {
     }];
     // SAFETY: the fixture's tables are leaked host memory at offset 0.
     let with_fadt_only = unsafe { discover(rsdp, 0, &memory) }.unwrap();
-    assert!(with_fadt_only.soft_off.is_some());
+    assert!(with_fadt_only.soft_off().is_some());
     let rsdp = install(&[fadt_with_dsdt(0x604, dsdt), table(b"SSDT", 1, &[])]);
     let xsdt = read_tables(&HostMemory, rsdp).unwrap().root.1 as *mut u8;
     // SAFETY: the XSDT was leaked by `install`: 36 bytes of header and two
@@ -273,9 +278,11 @@ fn no_s5_lookup_when_a_listed_table_is_outside_memory() {
     fix_checksum(xsdt, 9);
     // SAFETY: as above; page 0x1000 is outside `memory` and never read.
     let platform = unsafe { discover(rsdp, 0, &memory) }.unwrap();
+    // The unreadable table is named and never read; S5 still comes from the
+    // DSDT, which the table walk read within the memory map.
     assert_eq!(platform.tables[1].fault, Some(TableFault::Unreadable));
-    assert!(platform.soft_off.is_none());
     assert!(platform.fadt.is_some());
+    assert_eq!(platform.soft_off(), with_fadt_only.soft_off());
 }
 
 /// The host's memory, for reading back what `install` laid out.
