@@ -4,6 +4,8 @@
 #   make debug [ARCH=...]        same, QEMU waits for gdb on :1234 (prints the gdb command)
 #   make kernels | loader        cargo builds for both architectures
 #   make image [LIMINE_DIR=dir]  build/stratus.img: one GPT image for both architectures
+#   make cloud-images            build/cloud/: AWS raw + VMDK, GCP tar.gz, Azure VHD, checked
+#   make cloud-commands          print the upload/launch commands for them (runs nothing)
 #   make test                    setup, fmt, clippy, host tests, image checks, QEMU tests (both arches)
 #   make bench                   boot times and sizes
 #   make fuzz                    long seeded run of every parser's fuzz target (FUZZ_ITERATIONS)
@@ -23,6 +25,7 @@ ARCHES := x86_64 aarch64
 CMDLINE ?=
 LIMINE_DIR ?=
 IMAGE := build/stratus.img
+CLOUD_DIR := build/cloud
 CLIPPY_FLAGS ?= -D warnings
 PYTHON ?= python3
 
@@ -36,6 +39,16 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 endif
 
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+IMAGE_TOOL := $(TARGET_DIR)/release/stratus-image
+
+# The command line reaches the image byte for byte, whatever it holds: its raw text
+# ($(value), so make expands nothing in it) goes to the recipes through the
+# environment, and the recipe hands "$$STRATUS_CMDLINE" to the tool as one argument
+# (the shell expands nothing inside a variable's value). Pasting $(CMDLINE) into the
+# recipe would let a `"` or `$` in it end the string or run a command. CMDLINE itself
+# is not exported: make would expand it (running any $(shell ...) in it) to do so.
+unexport CMDLINE
+export STRATUS_CMDLINE := $(value CMDLINE)
 KERNEL_TARGETS := $(foreach a,$(ARCHES),--target $(a)-unknown-none)
 LOADER_TARGETS := $(foreach a,$(ARCHES),--target $(a)-unknown-uefi)
 
@@ -49,11 +62,11 @@ endif
 sayi = if [ -t 1 ]; then printf '\033[1m==> %s\033[0m\n' "$(1)"; else printf '==> %s\n' "$(1)"; fi
 say = @$(call sayi,$(1))
 
-.PHONY: help setup kernels loader image check-image run debug fmt clippy check host-test \
-        qemu-test test bench fuzz clean
+.PHONY: help setup kernels loader tool image check-image cloud-images cloud-commands run debug \
+        fmt clippy check host-test qemu-test test bench fuzz clean
 
 help:
-	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,16p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	@ci/setup.sh
@@ -70,16 +83,32 @@ loader: setup
 	@cargo build $(CARGO_Q) --release -p stratus-loader $(LOADER_TARGETS)
 	@for a in $(ARCHES); do echo "    $(TARGET_DIR)/$$a-unknown-uefi/release/stratus-loader.efi"; done
 
+tool: setup
+	$(call say,tool: stratus-image (host, release))
+	@cargo build $(CARGO_Q) --release -p stratus-image
+
 # With LIMINE_DIR the loader is not needed (genuine Limine takes its place).
-image: setup kernels $(if $(LIMINE_DIR),,loader)
+image: setup kernels tool $(if $(LIMINE_DIR),,loader)
 	$(call say,image: $(IMAGE)$(if $(LIMINE_DIR), with Limine from $(LIMINE_DIR)))
-	@CARGO_TARGET_DIR="$(TARGET_DIR)" ci/make-image.sh "$(IMAGE)" "$(CMDLINE)" \
-	    $(if $(LIMINE_DIR),--limine-dir="$(LIMINE_DIR)") >/dev/null
+	@"$(IMAGE_TOOL)" build "$(IMAGE)" --cmdline "$$STRATUS_CMDLINE" \
+	    $(foreach a,$(ARCHES),--kernel-$(a) "$(TARGET_DIR)/$(a)-unknown-none/release/stratus-demo") \
+	    $(if $(LIMINE_DIR),--limine-dir "$(LIMINE_DIR)",$(foreach a,$(ARCHES),--loader-$(a) "$(TARGET_DIR)/$(a)-unknown-uefi/release/stratus-loader.efi")) \
+	    >/dev/null
 	@echo "    $(IMAGE)"
 
+# The image's checks, then a command line full of quotes and dollars through `make image`.
 check-image: image
 	$(call say,image checks)
 	@ci/check-image.sh "$(IMAGE)"
+	@ci/check-cmdline.sh
+
+cloud-images: image
+	$(call say,cloud images: $(CLOUD_DIR)/)
+	@"$(IMAGE_TOOL)" cloud-images "$(IMAGE)" "$(CLOUD_DIR)" | sed 's/^/    /'
+	@ci/check-cloud-images.sh "$(IMAGE)" "$(CLOUD_DIR)"
+
+cloud-commands: tool
+	@"$(IMAGE_TOOL)" cloud-commands "$(CLOUD_DIR)"
 
 # --------------------------------------------------------------------------- running --
 
@@ -124,7 +153,7 @@ qemu-test: image
 
 # Every step runs even when an earlier one failed (so one run shows the whole state);
 # `make test` fails if any step failed.
-TEST_STEPS := fmt clippy host-test check-image qemu-test
+TEST_STEPS := fmt clippy host-test check-image cloud-images qemu-test
 test: setup
 	@start=$$(date +%s); failed=""; summary=""; \
 	for t in $(TEST_STEPS); do \

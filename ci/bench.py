@@ -4,7 +4,7 @@
     python3 ci/bench.py [--arch x86_64] [--iterations N]    (env STRATUS_BENCH_ITERATIONS, default 3)
 
 Per architecture it boots an image whose command line is `exit=qemu` (built here with
-ci/make-image.sh, build/bench.img) N times, one QEMU at a time, and reads from the serial log
+stratus-image build, build/bench.img) N times, one QEMU at a time, and reads from the serial log
   - loader time   `stratus-loader: handoff elapsed_us=N`   (EFI entry -> handoff)
   - kernel time   `stratus: ready ... boot_ms=N`           (kernel entry -> ready)
 and measures on the host the wall time from QEMU's start to the handoff and ready lines.
@@ -188,8 +188,7 @@ def main() -> int:
     log_dir.mkdir(exist_ok=True)
 
     bench_img = BUILD / "bench.img"
-    p = subprocess.run([str(ROOT / "ci" / "make-image.sh"), str(bench_img), "exit=qemu"],
-                       capture_output=True, text=True)
+    p = qemu.build_image(bench_img, "exit=qemu", limine_dir=os.environ.get("LIMINE_DIR", ""))
     if p.returncode != 0:
         print(f"bench: could not build {bench_img}:\n{p.stdout}{p.stderr}", file=sys.stderr)
         return 1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks a Stratus disk image (built by ci/make-image.sh) with independent tools.
+# Checks a Stratus disk image (built by `stratus-image build`) with independent tools.
 #
 # usage: ci/check-image.sh IMAGE
 # Prints one line per check; on the first failure says which check failed, shows the

@@ -1,17 +1,24 @@
 #!/usr/bin/env python3
-"""The QEMU machines Stratus boots on, defined in one place.
+"""Runs QEMU for Stratus images and builds test images, through the image tool.
 
-Used by `make run` / `make debug` (through the command line below) and imported by
-ci/qemu_test.py and ci/bench.py. Python 3 standard library only.
+The QEMU machines (OVMF/AAVMF pflash, q35 / virt with GICv3 and an ITS, exit devices)
+are defined in ONE place, the Rust image tool (tools/image/src/qemu.rs): this script
+asks `stratus-image machine` for the command line, so `make run`, the tests, the
+benchmarks and `cargo run` of a kernel (the tool as cargo runner) boot the same machine.
+Images are built with `stratus-image build` (see build_image below).
+Python 3 standard library only.
 
     python3 ci/qemu.py run   --arch x86_64 build/stratus.img [-- extra qemu args]
     python3 ci/qemu.py debug --arch aarch64 build/stratus.img
     python3 ci/qemu.py print --arch x86_64 build/stratus.img   # just show the command
+    python3 ci/qemu.py run --format vpc build/cloud/stratus-azure.vhd   # a cloud format
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import os
 import shlex
 import shutil
@@ -24,37 +31,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHES = ("x86_64", "aarch64")
-
-# (CODE read-only, VARS template copied per run)
-FIRMWARE = {
-    "x86_64": ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
-    "aarch64": ("/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/AAVMF/AAVMF_VARS.fd"),
-}
-
-# QEMU's exit status when the kernel reports success / failure through the exit device
-# (x86: isa-debug-exit, value v -> (v << 1) | 1; aarch64: semihosting SYS_EXIT), and
-# when the guest resets the machine (-no-reboot turns a reset into a clean exit), and
-# when it powers the machine off through the firmware (ACPI S5, PSCI SYSTEM_OFF).
-EXIT_STATUS = {
-    "x86_64": {"success": 33, "failure": 35, "reset": 0, "power-off": 0},
-    "aarch64": {"success": 0, "failure": 1, "reset": 0, "power-off": 0},
-}
-
-MACHINE = {
-    "x86_64": ["qemu-system-x86_64", "-M", "q35", "-cpu", "max", "-m", "512M", "-smp", "2",
-               "-accel", "tcg", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
-    "aarch64": ["qemu-system-aarch64", "-M", "virt,gic-version=3,its=on", "-cpu", "max",
-                "-m", "512M", "-smp", "2", "-accel", "tcg", "-semihosting"],
-}
+FORMATS = ("raw", "vpc", "vmdk")
 
 
 def target_dir() -> Path:
     return Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
 
 
+@functools.cache
+def image_tool() -> Path:
+    """The stratus-image binary (release build), built here when it is missing."""
+    tool = target_dir() / "release" / "stratus-image"
+    if not tool.is_file():
+        subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "stratus-image"],
+                       cwd=ROOT, check=True)
+    return tool
+
+
 def kernel_path(arch: str, name: str = "stratus-demo") -> Path:
-    """The kernel ELF, as ci/make-image.sh picks it (env KERNEL_<ARCH> overrides the
-    demo kernel); `name` picks another kernel target (stratus-hello)."""
+    """The kernel ELF (env KERNEL_<ARCH> overrides the demo kernel); `name` picks
+    another kernel target (stratus-hello)."""
     env = os.environ.get(f"KERNEL_{arch.upper()}")
     if env and name == "stratus-demo":
         return Path(env)
@@ -68,42 +64,72 @@ def loader_path(arch: str) -> Path:
     return target_dir() / f"{arch}-unknown-uefi" / "release" / "stratus-loader.efi"
 
 
+def build_image(out: str | Path, cmdline: str = "", kernels: dict[str, str] | None = None,
+                limine_dir: str = "") -> subprocess.CompletedProcess:
+    """`stratus-image build`: one image for both architectures. `kernels` maps an arch
+    to a kernel path or "none" (default: kernel_path(arch)); loaders from loader_path
+    unless limine_dir holds genuine Limine."""
+    kernels = kernels or {}
+    args = [str(image_tool()), "build", str(out), "--cmdline", cmdline]
+    for arch in ARCHES:
+        args += [f"--kernel-{arch}", str(kernels.get(arch, kernel_path(arch)))]
+    if limine_dir:
+        args += ["--limine-dir", limine_dir]
+    else:
+        for arch in ARCHES:
+            args += [f"--loader-{arch}", str(loader_path(arch))]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+
+def machine_info(arch: str, image: str | Path, vars_path: str | Path, *, serial: str = "stdio",
+                 snapshot: bool = False, fmt: str = "raw", machine: str | None = None) -> dict:
+    """`stratus-image machine`: {"argv": [...], "firmware_vars": ..., "exit_status": {...}}.
+    `machine` replaces the -M value (for instance "pc" for the i440FX PC without MCFG)."""
+    if arch not in ARCHES:
+        raise ValueError(f"unknown arch {arch!r} (expected one of {', '.join(ARCHES)})")
+    args = [str(image_tool()), "machine", "--arch", arch, "--image", str(image),
+            "--vars", str(vars_path), "--serial", serial, "--format", fmt]
+    if snapshot:
+        args.append("--snapshot")
+    if machine:
+        args += ["--machine", machine]
+    return json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
+
+
+@functools.cache
+def _machine_facts(arch: str) -> dict:
+    return machine_info(arch, "IMAGE", "VARS")
+
+
+def exit_status(arch: str) -> dict[str, int]:
+    """QEMU's exit status for "success" / "failure" (the kernel's exit device),
+    "reset" (-no-reboot turns a guest reset into exit 0) and "power-off" (the kernel
+    powered off through the firmware: ACPI S5, PSCI SYSTEM_OFF)."""
+    return _machine_facts(arch)["exit_status"]
+
+
 def fresh_vars(arch: str, directory: str | Path | None = None) -> Path:
     """A writable copy of the firmware's variable store for one run."""
     fd, path = tempfile.mkstemp(prefix=f"vars-{arch}-", suffix=".fd", dir=directory)
     os.close(fd)
-    shutil.copyfile(FIRMWARE[arch][1], path)
+    shutil.copyfile(_machine_facts(arch)["firmware_vars"], path)
     return Path(path)
 
 
 def qemu_command(arch: str, image: str | Path, vars_path: str | Path, *,
-                 serial: str = "stdio", snapshot: bool = False, machine: str | None = None,
+                 serial: str = "stdio", snapshot: bool = False, fmt: str = "raw",
+                 machine: str | None = None,
                  extra: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """The full QEMU command line for `arch` booting `image` from a virtio-blk disk.
+    """The full QEMU command line for `arch` booting `image` (stored as `fmt`: raw, vpc,
+    vmdk) from a virtio-blk disk.
 
     snapshot=True keeps the image untouched (writes go to a temporary overlay) and lets
     several QEMUs share one image file at the same time. `machine` replaces the -M value
     (for instance "pc" for the i440FX PC without MCFG).
     """
-    if arch not in MACHINE:
-        raise ValueError(f"unknown arch {arch!r} (expected one of {', '.join(ARCHES)})")
-    base = list(MACHINE[arch])
-    if machine:
-        base[base.index("-M") + 1] = machine
-    drive = f"if=none,id=boot,format=raw,file={image}"
-    if snapshot:
-        drive += ",snapshot=on"
-    return [
-        *base,
-        "-drive", f"if=pflash,format=raw,readonly=on,file={FIRMWARE[arch][0]}",
-        "-drive", f"if=pflash,format=raw,file={vars_path}",
-        "-drive", drive,
-        "-device", "virtio-blk-pci,drive=boot",
-        "-display", "none", "-monitor", "none",
-        "-serial", serial,
-        "-no-reboot",
-        *extra,
-    ]
+    info = machine_info(arch, image, vars_path, serial=serial, snapshot=snapshot, fmt=fmt,
+                        machine=machine)
+    return [*info["argv"], *extra]
 
 
 def elf_entry(path: Path) -> int | None:
@@ -120,6 +146,7 @@ def _main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=("run", "debug", "print"))
     ap.add_argument("--arch", default="x86_64", choices=ARCHES)
+    ap.add_argument("--format", default="raw", choices=FORMATS, help="how the image is stored")
     ap.add_argument("--timeout", type=float, default=0,
                     help="kill QEMU after this many seconds (0: never)")
     ap.add_argument("image")
@@ -133,14 +160,15 @@ def _main() -> int:
         extra = ["-s", "-S", *extra]
 
     if a.mode == "print":
-        print(shlex.join(qemu_command(a.arch, a.image, "COPY-OF-" + Path(FIRMWARE[a.arch][1]).name,
+        vars_name = Path(_machine_facts(a.arch)["firmware_vars"]).name
+        print(shlex.join(qemu_command(a.arch, a.image, "COPY-OF-" + vars_name, fmt=a.format,
                                       extra=extra)))
         return 0
     vars_dir = ROOT / "build"
     vars_dir.mkdir(exist_ok=True)
     vars_path = fresh_vars(a.arch, vars_dir)
     try:
-        cmd = qemu_command(a.arch, a.image, vars_path, extra=extra)
+        cmd = qemu_command(a.arch, a.image, vars_path, fmt=a.format, extra=extra)
         if a.timeout > 0:
             cmd = ["timeout", "--foreground", "-k", "5", str(int(a.timeout)), *cmd]
         if a.mode == "debug":
@@ -172,7 +200,7 @@ def _main() -> int:
                 continue
     finally:
         vars_path.unlink(missing_ok=True)
-    codes = EXIT_STATUS[a.arch]
+    codes = exit_status(a.arch)
     if rc == codes["success"] and a.arch == "x86_64":
         print("\nqemu: guest reported success (isa-debug-exit 0x10 -> 33)")
         return 0

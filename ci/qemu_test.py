@@ -7,15 +7,16 @@
     python3 ci/qemu_test.py --list          # show the cases
     python3 ci/qemu_test.py --jobs 1        # one QEMU at a time (default: 3, env STRATUS_TEST_JOBS)
 
-Each case boots an image (built here with ci/make-image.sh from the same kernels and
-loaders, with its own command line or a missing/corrupt kernel), streams the serial
+Each case boots an image (built here with `stratus-image build` from the same kernels and
+loaders, with its own command line or a missing/corrupt kernel, some exported to a
+cloud format with `stratus-image export`), streams the serial
 output to build/test-logs/<name>.log (escape sequences and CRs removed), waits for the
 expected patterns IN ORDER, fails at once on a forbidden pattern, and checks QEMU's exit
 status ("kill" cases are stopped by the runner once the last pattern matched).
 On failure it says which pattern it was waiting for and shows the end of the log.
 The last line of output is "N passed, N failed"; the exit status is 1 on any failure.
 
-Env: KERNEL_X86_64, KERNEL_AARCH64, LOADER_X86_64, LOADER_AARCH64 (as ci/make-image.sh),
+Env: KERNEL_X86_64, KERNEL_AARCH64, LOADER_X86_64, LOADER_AARCH64 (see ci/qemu.py),
 LIMINE_DIR (boot with genuine Limine), STRATUS_IMAGE (default build/stratus.img), STRATUS_TEST_TIMEOUT_SCALE (multiplies every
 timeout, default 1), STRATUS_TEST_JOBS.
 """
@@ -87,7 +88,11 @@ NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
 # "no-hhdm" (the demo kernel with its HHDM request's id garbled, so no loader answers it),
 # "bad-memory-map" (the memory map request garbled likewise, its response pointer preset to
 # an unmapped address: the kernel faults while reading the loader's answers).
-# "default" is the image `make image` built (STRATUS_IMAGE), used as it is.
+# "default" is the image `make image` built (STRATUS_IMAGE), used as it is; "runner" is
+# no image: the case boots the hello kernel with `stratus-image run`, as `cargo run` does.
+# An optional third item exports the image to a cloud format (`stratus-image export`:
+# vhd is Azure's fixed VHD, vmdk AWS's stream-optimized VMDK); CLOUD_FORMATS gives the
+# name QEMU's `format=` knows it by.
 IMAGES = {
     "ready": ("exit=qemu", "ok"),
     "page-fault": ("exit=qemu test=page-fault", "ok"),
@@ -106,7 +111,10 @@ IMAGES = {
     "revision-unsupported-no-exit": ("", "revision-99"),
     # Byte 0xff (not UTF-8), passed through argv with Python's surrogateescape.
     "cmdline-not-utf8": ("exit=qemu bad=\udcff test=none", "ok"),
+    "ready-vhd": ("exit=qemu", "ok", "vhd"),
+    "ready-vmdk": ("exit=qemu", "ok", "vmdk"),
 }
+CLOUD_FORMATS = {"vhd": "vpc", "vmdk": "vmdk"}
 
 # Extra ACPI tables handed to the firmware with QEMU's -acpitable (QEMU fixes the
 # checksum): name -> SPCR fields (interface type, address space, bit width, access size,
@@ -122,11 +130,12 @@ SPCR_TABLES = {
 
 # With LIMINE_DIR set (genuine Limine instead of our loader), cases marked our_loader
 # are skipped and the HANDOFF pattern is dropped from the others.
-# exit: "success" / "failure" (the kernel's exit device, see ci/qemu.py EXIT_STATUS),
+# exit: "success" / "failure" (the kernel's exit device, see exit_status in ci/qemu.py),
 # "reset" (the guest reset the machine, which -no-reboot turns into exit status 0),
 # "power-off" (the kernel powered off through the firmware: ACPI S5 or PSCI, exit 0),
-# or "kill" (the runner stops QEMU once every expected pattern matched; the exit status
-# is not checked).
+# "kill" (the runner stops QEMU once every expected pattern matched; the exit status
+# is not checked), or "tool-success" (`stratus-image run` turned the kernel's success
+# report into exit status 0).
 # timeout: seconds for the whole case (firmware to kernel entry alone is ~6-7 s on TCG).
 CASES = [
     dict(name="ready", image="ready", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE + ACPI_TROUBLE,
@@ -266,6 +275,14 @@ CASES = [
          forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
     dict(name="default-image", image="default", expect=[READY], forbid=KERNEL_TROUBLE,
          exit="kill", timeout=90),
+    # `stratus-image run KERNEL`, the cargo runner: a temporary image, the same machine.
+    dict(name="cargo-runner", image="runner", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE,
+         exit="tool-success", timeout=90, our_loader=True),
+    # The cloud formats boot as QEMU reads them (Azure's fixed VHD, AWS's VMDK).
+    dict(name="vhd-image", image="ready-vhd", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE,
+         exit="success", timeout=90),
+    dict(name="vmdk-image", image="ready-vmdk", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE,
+         exit="success", timeout=90),
 ]
 
 # ---------------------------------------------------------------------------------------
@@ -348,7 +365,7 @@ def build_cases(arches: list[str], words: list[str]) -> list[Case]:
 # ---------------------------------------------------------------------------- images --
 
 def kernel_variant(arch: str, variant: str) -> str:
-    """Path handed to make-image.sh for this arch's kernel ("none" = leave it out)."""
+    """Path handed to the image tool for this arch's kernel ("none" = leave it out)."""
     real = qemu.kernel_path(arch)
     if variant == "ok":
         return str(real)
@@ -382,30 +399,38 @@ def kernel_variant(arch: str, variant: str) -> str:
         bad = data[:4096]
     else:
         raise ValueError(f"unknown kernel variant {variant!r}")
+    # Images are built two at a time and several may share a variant: write a private
+    # copy and rename it into place, so no build ever reads a half-written kernel.
     path = IMAGE_DIR / f"kernel-{arch}.{variant}"
-    path.write_bytes(bad)
+    tmp = path.with_name(f"{path.name}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(bad)
+    os.replace(tmp, path)
     return str(path)
 
 
 def build_image(name: str, default_image: Path) -> tuple[str, Path, str]:
     """Returns (name, path, error text or '')."""
+    if name == "runner":
+        return name, Path(), ""
     if name == "default":
         if default_image.is_file():
             return name, default_image, ""
         return name, default_image, f"{default_image} does not exist (run make image)"
-    cmdline, variant = IMAGES[name]
+    cmdline, variant, *export = IMAGES[name]
     out = IMAGE_DIR / f"{name}.img"
     try:
-        args = [str(ROOT / "ci" / "make-image.sh"), str(out), cmdline,
-                f"--kernel-x86_64={kernel_variant('x86_64', variant)}",
-                f"--kernel-aarch64={kernel_variant('aarch64', variant)}"]
-        if LIMINE_DIR:
-            args.append(f"--limine-dir={LIMINE_DIR}")
+        kernels = {arch: kernel_variant(arch, variant) for arch in qemu.ARCHES}
     except (OSError, ValueError) as e:
         return name, out, f"cannot prepare the kernel for image {name}: {e}"
-    p = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    p = qemu.build_image(out, cmdline, kernels, limine_dir=LIMINE_DIR)
     if p.returncode != 0:
-        return name, out, f"make-image.sh failed for {name}:\n{p.stdout}{p.stderr}"
+        return name, out, f"stratus-image build failed for {name}:\n{p.stdout}{p.stderr}"
+    if export:
+        raw, out = out, IMAGE_DIR / f"{name}.{export[0]}"
+        p = subprocess.run([str(qemu.image_tool()), "export", export[0], str(raw), str(out)],
+                           capture_output=True, text=True, timeout=120)
+        if p.returncode != 0:
+            return name, out, f"stratus-image export failed for {name}:\n{p.stdout}{p.stderr}"
     return name, out, ""
 
 
@@ -439,8 +464,16 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
     log_path = LOG_DIR / f"{case.full_name}.log"
     err_path = LOG_DIR / f"{case.full_name}.qemu-stderr"
     vars_path = qemu.fresh_vars(case.arch, LOG_DIR)
-    cmd = qemu.qemu_command(case.arch, image, vars_path, serial="stdio", snapshot=True,
-                            machine=case.machine, extra=case.extra + acpi_table_args(case))
+    export = IMAGES.get(case.image, ("", ""))[2:]
+    fmt = CLOUD_FORMATS[export[0]] if export else "raw"
+    if case.image == "runner":
+        cmd = [str(qemu.image_tool()), "run", "--arch", case.arch, "--cmdline", "exit=qemu",
+               "--loader", str(qemu.loader_path(case.arch)),
+               str(qemu.kernel_path(case.arch, "stratus-hello")), "--", *case.extra]
+    else:
+        cmd = qemu.qemu_command(case.arch, image, vars_path, serial="stdio", snapshot=True,
+                                fmt=fmt, machine=case.machine,
+                                extra=case.extra + acpi_table_args(case))
     # `timeout` is a second line of defence should this runner itself die or hang.
     cmd = ["timeout", "-k", "5", str(int(timeout) + 15), *cmd]
     expect = [re.compile(p, re.M) for p in case.expect]
@@ -539,7 +572,7 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
         elif case.exit == "kill":
             pass  # everything matched; QEMU was stopped (or powered off by itself: fine too)
         else:
-            want = qemu.EXIT_STATUS[case.arch][case.exit]
+            want = 0 if case.exit == "tool-success" else qemu.exit_status(case.arch)[case.exit]
             if rc != want:
                 extra = " (124: the `timeout` guard fired)" if rc == 124 else ""
                 why = f"QEMU exit status {rc}{extra}, expected {want} ({case.exit})"

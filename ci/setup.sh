@@ -37,7 +37,9 @@ fi
 
 command -v python3 >/dev/null 2>&1 || { echo "setup: python3 is missing (apt-get install python3)" >&2; exit 1; }
 
-need_tools=(qemu-system-x86_64 qemu-system-aarch64 sgdisk mcopy mmd mdir mkfs.fat fsck.fat qemu-img timeout truncate)
+# Images are built by the Rust image tool (tools/image); mtools, gdisk and dosfstools
+# are only needed by the independent checks (ci/check-image.sh, ci/check-cloud-images.sh).
+need_tools=(qemu-system-x86_64 qemu-system-aarch64 sgdisk mcopy mdir fsck.fat qemu-img timeout truncate tar)
 need_files=(/usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/OVMF/OVMF_VARS_4M.fd
             /usr/share/AAVMF/AAVMF_CODE.fd /usr/share/AAVMF/AAVMF_VARS.fd)
 
