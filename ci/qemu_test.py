@@ -77,6 +77,29 @@ REVISION_PANIC = r"^panic: cannot boot: the loader does not support Limine base 
 LOADER_NOT_FOUND = r"stratus-loader: error:.*not found"
 LOADER_BAD_ELF = r"stratus-loader: error:.*not a valid ELF"
 
+# Interrupts and timers (demo kernel test=timer / sleep / irq-storm / ipi). The figures on
+# these lines are bounded by each case's "bounds" (see below).
+IRQ_UP = r"irq: (x2apic|xapic|gicv3) on cpu 0x[0-9a-f]+, timer (tsc-deadline|lapic-oneshot|cntv) "
+TIMER_LINE = r"^stratus: timer rate_hz=\d+ .*$"
+SLEEP_LINE = r"^stratus: sleep requested_ms=100 runs=5 min_us=\d+ max_us=\d+ measured_us=\d+$"
+STORM_LINE = r"^stratus: irq-storm .*\blost=\d+ .*$"
+STORM_HANDLER_LOG = r"storm: tick 1000 logged from the timer interrupt$"
+IPI_LINE = r"^stratus: ipi target=0x[0-9a-f]+ id=\d+ delivered=yes "
+# The PIT's ISA IRQ 0 arrives at GSI 2 through the MADT's interrupt source override (QEMU
+# q35 and pc both have it); programmed at 1 kHz, it must arrive at 800..1200 per second.
+ISA_ROUTED = r"irq: Isa\(0\) -> GSI 2 \(Edge, active High\) as vector 0x[0-9a-f]+ on APIC \d+$"
+ISA_LINE = r"^stratus: isa-irq irq=0 vector=\d+ interrupts=\d+ window_ms=\d+ rate_hz=\d+$"
+ISA_BOUNDS = {"rate_hz": (800, 1200)}
+IRQ_READY = r"^stratus: ready .*\birq=(x2apic|xapic|gicv3) timer=(tsc-deadline|lapic-oneshot|cntv)$"
+# Tolerances (TCG on a loaded 2-core machine is noisy; these still catch a broken timer):
+# the 1 kHz timer's measured rate within +-20 %; a 100 ms sleep measures 100..150 ms (the
+# median of five: one sleep alone carries whatever stall the busy host imposes);
+# the 5 kHz storm loses at most 1 % of its ticks (it re-arms from the deadline, so a late
+# interrupt does not lose the next ones; only a stalled or dropped interrupt does).
+TIMER_BOUNDS = {"rate_hz": (800, 1200)}
+SLEEP_BOUNDS = {"measured_us": (100_000, 150_000)}
+STORM_BOUNDS = {"lost": (0, 150), "ticks": (14_850, 15_150)}
+
 # Nothing of these may appear in a case that expects a clean boot / a clean loader error.
 KERNEL_TROUBLE = [PANIC, CPU_EXCEPTION]
 NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
@@ -101,6 +124,11 @@ IMAGES = {
     "stack-guard": ("exit=qemu test=stack-guard", "ok"),
     "power-off": ("test=power-off", "ok"),
     "acpi-dump": ("exit=qemu acpi=dump", "ok"),
+    "timer": ("exit=qemu test=timer", "ok"),
+    "sleep": ("exit=qemu test=sleep", "ok"),
+    "irq-storm": ("exit=qemu test=irq-storm", "ok"),
+    "ipi": ("exit=qemu test=ipi", "ok"),
+    "isa-irq": ("exit=qemu test=isa-irq", "ok"),
     "hello": ("exit=qemu", "hello"),
     "no-kernel": ("exit=qemu", "missing"),
     "garbled-kernel": ("exit=qemu", "garbled"),
@@ -186,12 +214,13 @@ CASES = [
     dict(name="smp-4-pc", image="ready", arches=["x86_64"], extra=["-smp", "4"], machine="pc",
          expect=[r"smp: 4 of 4 CPUs online$", r"^stratus: ready .*\bcpus=4\b"],
          forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
-    # Without an x2APIC the other CPUs are named as not started and boot goes on.
-    dict(name="smp-no-x2apic", image="ready", arches=["x86_64"],
+    # Without an x2APIC the other CPUs are started through the xAPIC's MMIO registers.
+    dict(name="smp-xapic", image="ready", arches=["x86_64"],
          extra=["-smp", "2", "-cpu", "max,-x2apic"],
-         expect=[r"smp: cpu 1 \(hardware id 0x1\) not started: no method to start CPUs$",
-                 r"smp: 1 of 2 CPUs online$", r"^stratus: ready .*\bcpus=1\b"],
-         forbid=KERNEL_TROUBLE, exit="success", timeout=90),
+         expect=[r"irq: xapic on cpu 0x0,", r"smp: 2 of 2 CPUs online$",
+                 r"^stratus: ready .*\bcpus=2\b.*\birq=xapic\b"],
+         forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success",
+         timeout=90),
     dict(name="hello-kernel", image="hello",
          expect=[r"hello from {arch}: \d+ usable memory regions", READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=90),
@@ -273,6 +302,38 @@ CASES = [
          forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
     dict(name="loader-truncated-kernel", image="truncated-kernel", expect=[LOADER_BAD_ELF],
          forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
+    dict(name="timer-rate", image="timer", expect=[IRQ_UP, TIMER_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=120, bounds=TIMER_BOUNDS),
+    dict(name="sleep", image="sleep", expect=[IRQ_UP, SLEEP_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=120, bounds=SLEEP_BOUNDS),
+    dict(name="irq-storm", image="irq-storm",
+         expect=[IRQ_UP, STORM_HANDLER_LOG, STORM_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=150, bounds=STORM_BOUNDS),
+    dict(name="ipi-self", image="ipi", expect=[IRQ_UP, IPI_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=120),
+    dict(name="isa-irq", image="isa-irq", arches=["x86_64"],
+         expect=[IRQ_UP, ISA_ROUTED, ISA_LINE, IRQ_READY], forbid=KERNEL_TROUBLE,
+         exit="success", timeout=120, bounds=ISA_BOUNDS),
+    dict(name="isa-irq-pc", image="isa-irq", arches=["x86_64"], machine="pc",
+         expect=[IRQ_UP, ISA_ROUTED, ISA_LINE, IRQ_READY], forbid=KERNEL_TROUBLE,
+         exit="success", timeout=120, bounds=ISA_BOUNDS),
+    # A GICv2 machine: a clear message, then the kernel goes on without interrupts.
+    dict(name="gicv2-no-interrupts", image="sleep", arches=["aarch64"],
+         machine="virt,gic-version=2",
+         expect=[r"ERROR irq: GICv2 is not supported \(GICv3 or later needed\); running without "
+                 r"interrupts$", SLEEP_LINE, r"^stratus: ready .*\birq=none timer=none$"],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=120, bounds=SLEEP_BOUNDS),
+    # x86: the i440FX PC (no MCFG), and the local APIC with x2APIC forced on and off.
+    dict(name="timer-rate-pc", image="timer", arches=["x86_64"], machine="pc",
+         expect=[IRQ_UP, TIMER_LINE, IRQ_READY], forbid=KERNEL_TROUBLE, exit="success",
+         timeout=120, bounds=TIMER_BOUNDS),
+    dict(name="sleep-x2apic", image="sleep", arches=["x86_64"], extra=["-cpu", "max,+x2apic"],
+         expect=[r"irq: x2apic on cpu ", SLEEP_LINE, IRQ_READY], forbid=KERNEL_TROUBLE,
+         exit="success", timeout=120, bounds=SLEEP_BOUNDS),
+    dict(name="irq-storm-xapic", image="irq-storm", arches=["x86_64"],
+         extra=["-cpu", "max,-x2apic"],
+         expect=[r"irq: xapic on cpu ", STORM_HANDLER_LOG, STORM_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=150, bounds=STORM_BOUNDS),
     dict(name="default-image", image="default", expect=[READY], forbid=KERNEL_TROUBLE,
          exit="kill", timeout=90),
     # `stratus-image run KERNEL`, the cargo runner: a temporary image, the same machine.
@@ -327,6 +388,8 @@ class Case:
     arches: list[str] | None = None     # None: every architecture
     acpi_tables: list[str] = field(default_factory=list)   # names from SPCR_TABLES
     machine: str | None = None          # QEMU -M value instead of ci/qemu.py's default
+    # key -> (low, high): the last "key=N" on a "stratus: " line must lie in [low, high]
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:
@@ -577,6 +640,9 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
                 extra = " (124: the `timeout` guard fired)" if rc == 124 else ""
                 why = f"QEMU exit status {rc}{extra}, expected {want} ({case.exit})"
 
+    if not why:
+        why = check_bounds(case, text)
+
     seconds = time.monotonic() - start
     if err_path.exists() and err_path.stat().st_size == 0:
         err_path.unlink()
@@ -589,6 +655,18 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
     if stderr:
         detail += "    qemu stderr:\n" + "".join(f"    ! {l}\n" for l in stderr.splitlines()[-10:])
     return Result(case, False, seconds, why, detail)
+
+
+def check_bounds(case: Case, text: str) -> str:
+    """'' when every bounded figure is in range, else what is not."""
+    for key, (low, high) in case.bounds.items():
+        found = re.findall(rf"^stratus: .*\b{re.escape(key)}=(\d+)\b", text, re.M)
+        if not found:
+            return f"no {key}= figure on a 'stratus: ' line"
+        value = int(found[-1])
+        if not low <= value <= high:
+            return f"{key}={value} outside [{low}, {high}]"
+    return ""
 
 
 def line_at(text: str, index: int) -> str:

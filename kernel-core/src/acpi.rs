@@ -17,6 +17,7 @@ pub mod dump;
 pub mod fadt;
 pub mod gtdt;
 pub mod hpet;
+pub mod interrupt_tables;
 pub mod iort;
 pub mod madt;
 pub mod mcfg;

@@ -10,17 +10,19 @@
 mod console_attach;
 mod discovery;
 
+use crate::acpi::interrupt_tables::InterruptTables;
 use crate::acpi::{self, AcpiPlatform, PmTimer, SpcrOutcome};
 use crate::boot_info::BootInfo;
 use crate::cmdline::CommandLine;
 use crate::console::{ConsoleDescriptor, ConsoleSink};
 use crate::fixed_string::FixedString;
 use crate::frames::{FRAME_SIZE, FrameAllocator};
+use crate::irq::InterruptSummary;
 use crate::logger::Fallback;
 use crate::mmio::DeviceMemory;
 use crate::ready::ReadyLine;
 use crate::stacks::KernelStacks;
-use crate::{heap, limine_boot, logger, panic, smp, time};
+use crate::{heap, irq, irq_lock, limine_boot, logger, panic, smp, time};
 use stratus_arch::{Arch, ExitStatus, PortIo, PowerMethods};
 
 /// How the platform reaches a console's registers once kernel-core has
@@ -101,6 +103,8 @@ pub struct Kernel {
     /// What ACPI described: CPUs, interrupt controllers, ECAM, timers,
     /// power, console, IORT.
     pub acpi: AcpiPlatform,
+    /// The interrupt controller and timer in use.
+    pub interrupts: InterruptSummary,
     ticks: fn() -> u64,
     wait_for_interrupt: fn(),
     stop: panic::StopFn,
@@ -139,6 +143,8 @@ impl Kernel {
             memory_mib: self.boot.memory_map.ram_bytes() >> 20,
             boot_ms: self.millis_since_entry(),
             console,
+            irq: self.interrupts.controller,
+            timer: self.interrupts.timer,
         };
         logger::write_raw(format_args!("{line}\n"));
     }
@@ -169,6 +175,11 @@ impl Kernel {
 /// driver for the console ACPI names.
 pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     A::init_exceptions();
+    irq_lock::set_interrupt_masking(irq_lock::InterruptMasking {
+        enabled: A::interrupts_enabled,
+        disable: A::disable_interrupts,
+        enable: A::enable_interrupts,
+    });
     logger::init(A::ticks);
     OPEN_CONSOLE.call_once(|| open_console);
     if let Some(port) = A::LEGACY_CONSOLE_PORT {
@@ -240,6 +251,12 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         // SAFETY: as in `discovery::read_acpi`.
         unsafe { acpi::dump_tables(rsdp, boot.hhdm_offset, boot.memory_map.regions()) };
     }
+    let interrupts = irq::bring_up::<A>(
+        &InterruptTables::from_platform(&acpi),
+        acpi.pm_timer(),
+        &mut device_memory,
+        &mut frames,
+    );
 
     log::info!(
         "memory: {} MiB RAM, {} MiB free, {} map entries, direct map at {:#x}",
@@ -270,6 +287,7 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         device_memory,
         stacks,
         acpi,
+        interrupts,
         ticks: A::ticks,
         wait_for_interrupt: A::wait_for_interrupt,
         stop: stop_with::<A>,
@@ -303,18 +321,22 @@ fn init_clock<A: Arch>(acpi: &AcpiPlatform, entry_ticks: u64) {
         (Some(PmTimer::Port { port, bits }), Some(io)) => {
             let read_pm = || u64::from((io.read_u32)(port));
             // 10 ms of the 3.58 MHz PM timer.
-            let hz = time::calibrate(
+            match time::calibrate(
                 A::ticks,
                 read_pm,
                 time::ACPI_PM_TIMER_HZ,
                 bits,
                 time::ACPI_PM_TIMER_HZ / 100,
-            );
-            time::set_clock(hz, entry_ticks);
-            log::info!(
-                "clock: counter at {} kHz (calibrated against the ACPI PM timer)",
-                hz / 1000
-            );
+            ) {
+                Some(hz) => {
+                    time::set_clock(hz, entry_ticks);
+                    log::info!(
+                        "clock: counter at {} kHz (calibrated against the ACPI PM timer)",
+                        hz / 1000
+                    );
+                }
+                None => log::warn!("clock: the ACPI PM timer does not run; frequency unknown"),
+            }
         }
         _ => log::warn!(
             "clock: counter frequency unknown (no architectural value, no ACPI PM timer)"

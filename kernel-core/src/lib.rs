@@ -18,6 +18,8 @@ pub mod devicetree;
 pub mod fixed_string;
 pub mod frames;
 pub mod heap;
+pub mod irq;
+pub mod irq_lock;
 pub mod limine_boot;
 pub mod logger;
 pub mod mmio;
@@ -26,6 +28,7 @@ pub mod ready;
 pub mod smp;
 pub mod stacks;
 pub mod time;
+pub mod timer;
 
 pub use boot::{Kernel, start};
 pub use boot_info::BootInfo;

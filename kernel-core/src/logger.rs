@@ -14,10 +14,10 @@
 
 use crate::console::{ConsoleDescriptor, ConsoleSink, READY_TIMEOUT_MICROS};
 use crate::fixed_string::FixedString;
+use crate::irq_lock::IrqSafeSpinlock;
 use crate::time;
 use core::fmt::{self, Write};
 use log::{LevelFilter, Log, Metadata, Record};
-use spin::Mutex;
 
 /// Bytes of log kept before the console is attached.
 const EARLY_BUFFER_SIZE: usize = 8192;
@@ -173,7 +173,9 @@ impl Write for LoggerState {
     }
 }
 
-static STATE: Mutex<LoggerState> = Mutex::new(LoggerState {
+// Interrupt-safe: a handler that logs while the interrupted code holds the
+// lock would otherwise spin forever.
+static STATE: IrqSafeSpinlock<LoggerState> = IrqSafeSpinlock::new(LoggerState {
     out: Output::new(),
     early: EarlyBuffer::new(),
 });

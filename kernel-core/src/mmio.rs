@@ -49,6 +49,20 @@ impl fmt::Display for DeviceMapError {
     }
 }
 
+impl DeviceMapError {
+    /// The nearest [`MapError`], for interfaces that speak only that (the
+    /// arch's register-mapping callback): a refused range is a physical
+    /// address the kernel must not reach. Log `self` first: it says why.
+    pub fn as_map_error(self) -> MapError {
+        match self {
+            DeviceMapError::NotDeviceMemory { .. } | DeviceMapError::BadRange => {
+                MapError::BadPhysicalAddress
+            }
+            DeviceMapError::Map(e) => e,
+        }
+    }
+}
+
 impl From<MapError> for DeviceMapError {
     fn from(e: MapError) -> Self {
         DeviceMapError::Map(e)

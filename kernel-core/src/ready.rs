@@ -2,7 +2,7 @@
 //! tests, benchmarks and people rely on:
 //!
 //! ```text
-//! stratus: ready arch=x86_64 loader=Stratus-0.1.0 cpus=2 memory_mib=511 boot_ms=42 console=16550@port:0x3f8
+//! stratus: ready arch=x86_64 loader=Stratus-0.1.0 cpus=2 memory_mib=511 boot_ms=42 console=16550@port:0x3f8 irq=x2apic timer=tsc-deadline
 //! ```
 //!
 //! Values never contain spaces; keys are documented in the README.
@@ -26,6 +26,10 @@ pub struct ReadyLine<'a> {
     pub boot_ms: Option<u64>,
     /// The console in use, as `kind@space:address`.
     pub console: &'a dyn fmt::Display,
+    /// The interrupt controller (`x2apic`, `xapic`, `gicv3`), if one runs.
+    pub irq: Option<&'a str>,
+    /// The per-CPU timer (`tsc-deadline`, `lapic-oneshot`, `cntv`), if one runs.
+    pub timer: Option<&'a str>,
 }
 
 /// Writes `s` with every whitespace character replaced by `-`.
@@ -53,7 +57,13 @@ impl fmt::Display for ReadyLine<'_> {
             Some(ms) => write!(f, "{ms}")?,
             None => f.write_str("unknown")?,
         }
-        write!(f, " console={}", self.console)
+        write!(
+            f,
+            " console={} irq={} timer={}",
+            self.console,
+            self.irq.unwrap_or("none"),
+            self.timer.unwrap_or("none")
+        )
     }
 }
 
@@ -73,10 +83,12 @@ mod tests {
             memory_mib: 511,
             boot_ms: Some(37),
             console: &"pl011@mmio:0x9000000/4",
+            irq: Some("gicv3"),
+            timer: Some("cntv"),
         };
         assert_eq!(
             line.to_string(),
-            "stratus: ready arch=aarch64 loader=Limine-8.7.0-(custom) cpus=4 memory_mib=511 boot_ms=37 console=pl011@mmio:0x9000000/4"
+            "stratus: ready arch=aarch64 loader=Limine-8.7.0-(custom) cpus=4 memory_mib=511 boot_ms=37 console=pl011@mmio:0x9000000/4 irq=gicv3 timer=cntv"
         );
     }
 
@@ -90,10 +102,12 @@ mod tests {
             memory_mib: 1,
             boot_ms: None,
             console: &"none",
+            irq: None,
+            timer: None,
         };
         assert_eq!(
             line.to_string(),
-            "stratus: ready arch=x86_64 loader=Stratus cpus=1 memory_mib=1 boot_ms=unknown console=none"
+            "stratus: ready arch=x86_64 loader=Stratus cpus=1 memory_mib=1 boot_ms=unknown console=none irq=none timer=none"
         );
     }
 }

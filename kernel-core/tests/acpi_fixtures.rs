@@ -6,11 +6,15 @@ mod common;
 
 use common::{Fixture, MACHINES, fix_checksum, fixture, madt_entries, rebuild_madt, seal};
 use kernel_core::acpi::description::TableProblem;
+use kernel_core::acpi::interrupt_tables::{GICV3_REDISTRIBUTOR_LEN, InterruptTables};
 use kernel_core::acpi::madt::{CpuHwId, MadtError, Nmi};
 use kernel_core::acpi::mcfg::EcamRegion;
 use kernel_core::acpi::tables::TableFault;
 use kernel_core::acpi::{PmTimer, SpcrOutcome, summary};
 use stratus_arch::PsciConduit;
+use stratus_arch::interrupts::{
+    InterruptHardware, InterruptLine, IoApicDescription, Polarity, RedistributorSource, Trigger,
+};
 
 fn sig(s: &[u8; 4]) -> kernel_core::acpi::tables::Signature {
     kernel_core::acpi::tables::Signature(*s)
@@ -321,6 +325,20 @@ fn graviton_metal_shape() {
     );
     assert_eq!(p.pci_ecam[0].segment, 1);
     assert_eq!(p.psci(), Some(PsciConduit::Smc));
+    // The interrupt controller takes its redistributors from the GICC entries.
+    let interrupts = InterruptTables::from_platform(&p);
+    match interrupts.hardware() {
+        Some(InterruptHardware::Gic {
+            redistributors,
+            source: RedistributorSource::PerCpu,
+            ..
+        }) => assert_eq!(
+            redistributors,
+            [0x1020_0000, 0x1022_0000, 0x1024_0000, 0x1026_0000]
+                .map(|b| (b, GICV3_REDISTRIBUTOR_LEN))
+        ),
+        other => panic!("{other:?}"),
+    }
     assert!(
         summary::lines(&p)
             .iter()
@@ -423,4 +441,57 @@ fn s5_power_off_from_qemu_dsdts() {
         assert_eq!(off.pm1b_control, None, "{machine}");
     }
     assert_eq!(fixture("aarch64-virt-4cpu").describe().soft_off, None);
+}
+
+/// What the interrupt controllers are built from, out of QEMU's real tables.
+#[test]
+fn interrupt_hardware_from_qemu_tables() {
+    let q35 = InterruptTables::from_platform(&fixture("x86_64-q35-4cpu").describe());
+    match q35.hardware() {
+        Some(InterruptHardware::Apic {
+            local_apic_phys: 0xfee0_0000,
+            io_apics,
+            overrides,
+        }) => {
+            assert_eq!(
+                io_apics,
+                [IoApicDescription {
+                    id: 0,
+                    phys: 0xfec0_0000,
+                    gsi_base: 0
+                }]
+            );
+            let timer = overrides.iter().find(|o| o.isa_irq == 0).unwrap();
+            assert_eq!(
+                (timer.gsi, timer.trigger, timer.polarity),
+                (2, Trigger::Edge, Polarity::High)
+            );
+            // QEMU routes the SCI (IRQ 9) level-triggered, active high.
+            let sci = overrides.iter().find(|o| o.isa_irq == 9).unwrap();
+            assert_eq!(
+                (sci.trigger, sci.polarity),
+                (Trigger::Level, Polarity::High)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(q35.virtual_timer, None);
+
+    let virt = InterruptTables::from_platform(&fixture("aarch64-virt-4cpu").describe());
+    assert_eq!(virt.virtual_timer, Some(InterruptLine::PerCpu(27)));
+    match virt.hardware() {
+        Some(InterruptHardware::Gic {
+            version: 3,
+            distributor_phys: 0x0800_0000,
+            redistributors,
+            source: RedistributorSource::Ranges,
+        }) => assert_eq!(redistributors, [(0x080a_0000, 0xf6_0000)]),
+        other => panic!("{other:?}"),
+    }
+    // No MADT: no controller.
+    assert!(
+        InterruptTables::from_tables(None, None)
+            .hardware()
+            .is_none()
+    );
 }

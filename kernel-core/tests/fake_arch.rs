@@ -7,9 +7,12 @@ use kernel_core::frames::FrameAllocator;
 use kernel_core::mmio::DeviceMemory;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use stratus_arch::interrupts::MapRegisters;
 use stratus_arch::{
-    Arch, Clock, Cpu, CpuStart, DeviceMapper, DeviceMapping, ExitStatus, FrameSource, MapError,
-    Multiprocessor, PortIo, Power, PowerMethods, StartError,
+    Arch, Clock, Cpu, CpuHardwareId, CpuStart, DeviceMapper, DeviceMapping, ExitStatus,
+    FrameSource, InterruptController, InterruptError, InterruptHardware, InterruptId,
+    InterruptLine, InterruptSetup, MapError, Multiprocessor, PortIo, Power, PowerMethods,
+    StartError, Timer, TimerDescription,
 };
 
 /// Everything the fake architecture was asked to do.
@@ -130,6 +133,63 @@ fn no_port_read(_: u16) -> u8 {
 fn no_port_write(_: u16, _: u8) {}
 fn no_port_read32(_: u16) -> u32 {
     0
+}
+
+struct NoController;
+
+impl InterruptController for NoController {
+    fn kind(&self) -> &'static str {
+        "none"
+    }
+    fn allocatable(&self) -> core::ops::Range<u32> {
+        0..0
+    }
+    fn fixed_id(&self, _line: InterruptLine) -> Option<InterruptId> {
+        None
+    }
+    fn enable(&mut self, _line: InterruptLine, _id: InterruptId) -> Result<(), InterruptError> {
+        Err(InterruptError::BadLine)
+    }
+    fn disable(&mut self, _line: InterruptLine) -> Result<(), InterruptError> {
+        Err(InterruptError::BadLine)
+    }
+    fn this_cpu(&self) -> CpuHardwareId {
+        CpuHardwareId(0)
+    }
+    fn send_ipi(&mut self, _t: CpuHardwareId, _id: InterruptId) -> Result<(), InterruptError> {
+        Err(InterruptError::BadLine)
+    }
+}
+
+struct NoTimer;
+
+impl Timer for NoTimer {
+    fn kind(&self) -> &'static str {
+        "none"
+    }
+    fn bind(&mut self, _id: InterruptId) {}
+    fn set_deadline(&mut self, _deadline: u64) {}
+    fn cancel(&mut self) {}
+}
+
+impl InterruptSetup for FakeArch {
+    type Controller = NoController;
+    type Timer = NoTimer;
+    fn init_interrupts(
+        _hardware: &InterruptHardware<'_>,
+        _map: MapRegisters<'_>,
+    ) -> Result<NoController, InterruptError> {
+        record("init_interrupts");
+        Err(InterruptError::WrongHardware)
+    }
+    fn init_timer(_timer: &TimerDescription) -> Result<NoTimer, InterruptError> {
+        Err(InterruptError::WrongHardware)
+    }
+    fn set_interrupt_dispatcher(_dispatch: fn(InterruptId)) {}
+    fn interrupts_enabled() -> bool {
+        false
+    }
+    fn enable_interrupts_and_wait() {}
 }
 
 impl Arch for FakeArch {

@@ -94,10 +94,18 @@ global_asm!(
     stratus_exception_vectors:
     .irp index, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
         .balign 0x80
+    // IRQs from the kernel (SP_EL0 and SP_EL1 groups) are interrupts to
+    // dispatch, not faults (see interrupt_entry.rs).
+    .if \index == 1
+        b stratus_irq_entry
+    .elseif \index == 5
+        b stratus_irq_entry
+    .else
         sub sp, sp, #{frame_size}
         stp x0, x1, [sp, #0]
         mov x0, #\index
         b stratus_exception_common
+    .endif
     .endr
 
     stratus_exception_common:

@@ -8,16 +8,26 @@
 //! [`Arch`] is a composition of small traits, one per concern (after axplat):
 //! [`Cpu`] for control of the executing processor, [`Clock`] for the free-running
 //! counter, [`DeviceMapper`] for mapping device registers, and [`Power`] for
-//! stopping the machine. This crate holds no hardware code.
+//! stopping the machine, and [`InterruptSetup`] for building the interrupt
+//! controller and timer instances ([`interrupts`]). This crate holds no
+//! hardware code.
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod calibration;
+pub mod interrupts;
 pub mod mapping;
 
+pub use interrupts::{
+    CpuHardwareId, InterruptController, InterruptError, InterruptHardware, InterruptId,
+    InterruptLine, InterruptSetup, Timer, TimerDescription,
+};
 pub use mapping::{DeviceMapping, FrameSource, MapError};
 
 /// A CPU architecture as seen by the portable kernel.
-pub trait Arch: Cpu + Clock + DeviceMapper + Power + Multiprocessor + 'static {
+pub trait Arch:
+    Cpu + Clock + DeviceMapper + Power + InterruptSetup + Multiprocessor + 'static
+{
     /// The name used in logs and in the ready line (`x86_64`, `aarch64`).
     const NAME: &'static str;
 

@@ -179,6 +179,7 @@ pub fn init() {
             idt.vmm_communication_exception.set_handler_addr(addr(29));
             idt.security_exception.set_handler_addr(addr(30));
         }
+        crate::interrupts::install(&mut idt);
         idt
     });
     idt.load();

@@ -2,8 +2,11 @@
 //!
 //! GDT with a TSS whose first interrupt stack serves double faults, an IDT
 //! whose exception stubs report the CPU state, the TSC as clock, 4-level
-//! paging through the `x86_64` crate for device mappings, port I/O, and
-//! power-off through QEMU's debug-exit device when under the test harness.
+//! paging through the `x86_64` crate for device mappings, port I/O,
+//! power-off through QEMU's debug-exit device when under the test harness,
+//! and interrupts: the legacy PIC masked, the local APIC (x2APIC or xAPIC),
+//! I/O APICs routed after the MADT's overrides, and the local APIC timer
+//! (TSC-deadline, or one-shot calibrated against the ACPI PM timer).
 #![no_std]
 
 extern crate alloc;
@@ -12,14 +15,21 @@ mod clock;
 mod cpu_info;
 mod exceptions;
 mod gdt;
+mod interrupts;
+mod io_apic;
+mod lapic_timer;
+mod local_apic;
 mod paging;
+mod pic;
 mod ports;
 mod power;
 mod smp;
 
+use stratus_arch::interrupts::MapRegisters;
 use stratus_arch::{
-    Arch, Clock, Cpu, CpuStart, DeviceMapper, DeviceMapping, ExitStatus, FrameSource, MapError,
-    Multiprocessor, PortIo, Power, PowerMethods, StartError,
+    Arch, Clock, Cpu, CpuStart, DeviceMapper, DeviceMapping, ExitStatus, FrameSource,
+    InterruptError, InterruptHardware, InterruptId, InterruptSetup, MapError, Multiprocessor,
+    PortIo, Power, PowerMethods, StartError, TimerDescription,
 };
 
 /// The x86_64 architecture.
@@ -111,5 +121,42 @@ impl Power for X86_64 {
 
     fn reset(methods: &PowerMethods) -> ! {
         power::reset(methods)
+    }
+}
+
+impl InterruptSetup for X86_64 {
+    type Controller = interrupts::ApicController;
+    type Timer = lapic_timer::LapicTimer;
+
+    fn init_interrupts(
+        hardware: &InterruptHardware<'_>,
+        map: MapRegisters<'_>,
+    ) -> Result<Self::Controller, InterruptError> {
+        match *hardware {
+            InterruptHardware::Apic {
+                local_apic_phys,
+                io_apics,
+                overrides,
+            } => interrupts::ApicController::new(local_apic_phys, io_apics, overrides, map),
+            InterruptHardware::Gic { .. } => Err(InterruptError::WrongHardware),
+        }
+    }
+
+    fn init_timer(timer: &TimerDescription) -> Result<Self::Timer, InterruptError> {
+        lapic_timer::LapicTimer::new(timer)
+    }
+
+    fn set_interrupt_dispatcher(dispatch: fn(InterruptId)) {
+        interrupts::set_dispatcher(dispatch);
+    }
+
+    fn interrupts_enabled() -> bool {
+        x86_64::instructions::interrupts::are_enabled()
+    }
+
+    fn enable_interrupts_and_wait() {
+        // `sti` takes effect after the next instruction, so no interrupt
+        // can arrive between it and `hlt`.
+        x86_64::instructions::interrupts::enable_and_hlt();
     }
 }

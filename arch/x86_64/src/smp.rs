@@ -17,15 +17,16 @@
 //! Kernel code then loads this CPU's GDT, TSS and the IDT
 //! ([`crate::gdt::init_secondary`]).
 //!
-//! IPIs are sent through the local APIC in x2APIC mode (ICR as MSR 0x830),
-//! which is switched on when the CPU offers it. A CPU with only an xAPIC
-//! (MMIO registers) is not started yet.
+//! IPIs are sent through the boot CPU's local APIC as interrupt setup left
+//! it ([`crate::local_apic`]): x2APIC mode when the CPU offers it, the xAPIC
+//! registers otherwise (8-bit APIC ids only).
 
+use crate::local_apic::{self, ICR_ASSERT};
 use core::arch::global_asm;
 use core::mem::offset_of;
 use stratus_arch::{CpuStart, STARTUP_LOW_MEMORY_BYTES, StartError};
 use x86_64::registers::control::{Cr0, Cr3, Cr4, Cr4Flags};
-use x86_64::registers::model_specific::{Efer, Msr};
+use x86_64::registers::model_specific::Efer;
 
 /// Where the data block sits in the routine's page.
 const DATA_OFFSET: usize = 0x800;
@@ -160,47 +161,9 @@ unsafe extern "C" {
     static stratus_ap_kernel_stub: [u8; 0];
 }
 
-/// IA32_APIC_BASE and its enable bits (SDM vol. 3, 11.4.4 and 11.12.1).
-const IA32_APIC_BASE: u32 = 0x1b;
-const APIC_GLOBAL_ENABLE: u64 = 1 << 11;
-const APIC_X2APIC_ENABLE: u64 = 1 << 10;
-/// The x2APIC interrupt command register.
-const X2APIC_ICR: u32 = 0x830;
-/// ICR delivery modes and level (SDM vol. 3, 11.6.1).
-const ICR_INIT: u64 = 0b101 << 8;
-const ICR_STARTUP: u64 = 0b110 << 8;
-const ICR_ASSERT: u64 = 1 << 14;
-
-fn cpu_has_x2apic() -> bool {
-    core::arch::x86_64::__cpuid(1).ecx & (1 << 21) != 0
-}
-
-/// Puts this CPU's local APIC in x2APIC mode if it is not already; false
-/// when the CPU has no x2APIC.
-fn ensure_x2apic() -> bool {
-    let mut base = Msr::new(IA32_APIC_BASE);
-    // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU; reading it has no
-    // side effects.
-    let value = unsafe { base.read() };
-    if value & APIC_X2APIC_ENABLE != 0 {
-        return true;
-    }
-    if !cpu_has_x2apic() {
-        return false;
-    }
-    // SAFETY: switching an enabled xAPIC to x2APIC mode (both enable bits)
-    // is the documented transition; nothing in the kernel uses the xAPIC
-    // MMIO registers.
-    unsafe { base.write(value | APIC_GLOBAL_ENABLE | APIC_X2APIC_ENABLE) };
-    true
-}
-
-fn send_ipi(apic_id: u64, command: u64) {
-    let apic_id = apic_id & 0xffff_ffff;
-    // SAFETY: x2APIC mode is on (`ensure_x2apic`); writing the ICR sends
-    // one interprocessor interrupt to `apic_id` and touches no memory.
-    unsafe { Msr::new(X2APIC_ICR).write((apic_id << 32) | command) };
-}
+/// ICR delivery modes (SDM vol. 3, 11.6.1).
+const ICR_INIT: u32 = 0b101 << 8;
+const ICR_STARTUP: u32 = 0b110 << 8;
 
 /// Copies the routine and its data to `low` and builds the temporary
 /// tables; returns the startup IPI vector.
@@ -280,18 +243,22 @@ fn prepare(start: &CpuStart, low: u64, hhdm_offset: u64) -> Result<u8, StartErro
 /// Starts the CPU with local APIC id `start.hardware_id`.
 pub fn start_cpu(start: &CpuStart, hhdm_offset: u64) -> Result<(), StartError> {
     let low = start.low_memory.ok_or(StartError::NoMethod)?;
-    if !ensure_x2apic() {
-        log::warn!("no x2APIC: starting CPUs through the xAPIC is not implemented");
+    let Some(lapic) = local_apic::get() else {
+        log::warn!("the local APIC is not set up (no MADT?): CPUs are not started");
         return Err(StartError::NoMethod);
-    }
+    };
+    let target = u32::try_from(start.hardware_id).map_err(|_| StartError::NoMethod)?;
     let vector = prepare(start, low, hhdm_offset)?;
-    send_ipi(start.hardware_id, ICR_INIT | ICR_ASSERT);
+    let send = |command: u32| {
+        lapic.send_command(target, command).map_err(|e| {
+            log::warn!("IPI to APIC {target:#x}: {e}");
+            StartError::NoMethod
+        })
+    };
+    send(ICR_INIT | ICR_ASSERT)?;
     (start.delay_us)(10_000);
     for _ in 0..2 {
-        send_ipi(
-            start.hardware_id,
-            ICR_STARTUP | ICR_ASSERT | u64::from(vector),
-        );
+        send(ICR_STARTUP | ICR_ASSERT | u32::from(vector))?;
         (start.delay_us)(200);
     }
     Ok(())

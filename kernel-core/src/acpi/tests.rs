@@ -1,5 +1,5 @@
-//! ACPI discovery against table sets built in host memory: the `acpi` crate
-//! parses real table bytes, reached through a direct map with offset 0.
+//! ACPI discovery against table sets built in host memory, reached through
+//! a direct map with offset 0.
 
 use super::*;
 use crate::console::{SpcrError, UartKind, UartRegisters};

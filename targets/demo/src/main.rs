@@ -7,7 +7,10 @@
 //! panics on purpose, `test=reset` resets the machine, `test=power-off`
 //! powers the machine off after the ready line through the firmware (ACPI S5
 //! on x86, PSCI on aarch64), and `exit=qemu` powers off right after the
-//! ready line (with QEMU's exit devices carrying the status).
+//! ready line (with QEMU's exit devices carrying the status). Interrupt
+//! checks (see `interrupt_tests`): `test=timer`, `test=sleep`,
+//! `test=irq-storm`, `test=ipi`, `test=isa-irq` (x86), and
+//! `bench=irq-latency`.
 #![no_std]
 #![no_main]
 
@@ -16,8 +19,10 @@ use platform_aarch64 as platform;
 #[cfg(target_arch = "x86_64")]
 use platform_x86_64 as platform;
 
+mod interrupt_tests;
+
 use platform::Kernel;
-use platform::kernel_core::__arch::ExitStatus;
+use platform::kernel_core::__arch::{Arch, ExitStatus};
 
 platform::kernel_main!(main);
 
@@ -52,10 +57,19 @@ fn main(mut kernel: Kernel) -> ! {
             kernel.print_ready_line();
             kernel.shutdown(ExitStatus::Success);
         }
+        Some("timer") => interrupt_tests::timer_rate(),
+        Some("sleep") => interrupt_tests::sleep_100ms(),
+        Some("irq-storm") => interrupt_tests::storm(),
+        Some("ipi") => interrupt_tests::self_ipi(),
+        Some("isa-irq") => interrupt_tests::isa_irq(<platform::Arch as Arch>::port_io()),
         Some(other) => log::warn!("unknown test '{other}' ignored"),
         None => {}
     }
     kernel.print_ready_line();
+    // After the ready line, so that boot_ms is not counted with it.
+    if cmdline.is("bench", "irq-latency") {
+        interrupt_tests::latency_bench();
+    }
     if cmdline.is("exit", "qemu") {
         kernel.shutdown(ExitStatus::Success);
     }

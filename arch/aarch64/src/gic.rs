@@ -1,0 +1,255 @@
+//! GICv3 (and v4) through the `arm-gic` crate: the distributor, the boot
+//! CPU's redistributor found by affinity in the MADT's GICR ranges or GICC
+//! entries, and the CPU interface's system registers (ARM IHI 0069).
+//!
+//! The crate's `GicV3` type assumes one contiguous block of redistributors
+//! indexed by CPU number; clouds give per-CPU addresses (GICC entries) and
+//! the order of frames in a range is not the CPU order, so this module finds
+//! the boot CPU's frame itself (`GICR_TYPER.Affinity_Value`) and drives the
+//! crate's distributor and redistributor types directly.
+
+use aarch64_cpu::registers::{MPIDR_EL1, Readable};
+use arm_gic::gicv3::registers::{Gicd, GicrSgi};
+use arm_gic::gicv3::{
+    GicCpuInterface, GicDistributor, GicRedistributor, Group, SgiTarget, SgiTargetGroup,
+};
+use arm_gic::{IntId, InterruptGroup, Trigger as GicTrigger, UniqueMmioPointer};
+use core::ops::Range;
+use core::ptr::NonNull;
+use stratus_arch::interrupts::{MapRegisters, RedistributorSource, Trigger};
+use stratus_arch::{
+    CpuHardwareId, InterruptController, InterruptError, InterruptId, InterruptLine,
+};
+
+/// Size of the distributor's register frame.
+const GICD_LEN: u64 = 0x10000;
+/// `GICD_PIDR2`: architecture revision in bits 7:4.
+const GICD_PIDR2: u64 = 0xffe8;
+use crate::redistributor_walk::{self, GICR_V3_STRIDE};
+/// `GICR_TYPER` (64-bit) offset.
+const GICR_TYPER: u64 = 0x8;
+/// Priority given to every enabled interrupt (the crate's default).
+const PRIORITY: u8 = 0x80;
+
+/// The boot CPU's affinity as `GICR_TYPER` and SGI targets spell it:
+/// Aff3.Aff2.Aff1.Aff0 in 32 bits.
+fn this_affinity() -> u32 {
+    let mpidr = MPIDR_EL1.get();
+    ((((mpidr >> 32) & 0xff) << 24) | (mpidr & 0xff_ffff)) as u32
+}
+
+fn read_u32(virt: u64) -> u32 {
+    // SAFETY: callers pass addresses inside GIC frames mapped with device
+    // attributes by `Gicv3::new`; reads of ID and type registers have no
+    // side effects.
+    unsafe { core::ptr::read_volatile(virt as *const u32) }
+}
+
+fn read_u64(virt: u64) -> u64 {
+    // SAFETY: as for `read_u32`; GICR_TYPER is a 64-bit register.
+    unsafe { core::ptr::read_volatile(virt as *const u64) }
+}
+
+/// Finds the redistributor whose affinity is `affinity` in the regions
+/// `(base, len)`, mapping each; returns its virtual address.
+fn find_redistributor(
+    regions: &[(u64, u64)],
+    affinity: u32,
+    map: &mut MapRegisters<'_>,
+) -> Result<u64, InterruptError> {
+    for &(phys, len) in regions {
+        let len = len.max(GICR_V3_STRIDE);
+        let virt = map(phys, len).map_err(InterruptError::Map)?;
+        let typer_at = |offset: u64| read_u64(virt + offset + GICR_TYPER);
+        if let Some(offset) = redistributor_walk::find(len, affinity, typer_at) {
+            return Ok(virt + offset);
+        }
+    }
+    Err(InterruptError::NoRedistributor)
+}
+
+/// The GIC as seen from the boot CPU.
+pub struct Gicv3 {
+    distributor: GicDistributor<'static>,
+    redistributor: GicRedistributor<'static>,
+    affinity: u32,
+}
+
+// SAFETY: the distributor and redistributor pointers are the only ones to
+// their register frames (mapped once for this instance); moving the
+// instance to another CPU moves that exclusive access with it.
+unsafe impl Send for Gicv3 {}
+
+impl Gicv3 {
+    /// Maps the distributor and the boot CPU's redistributor, checks the
+    /// version, and configures both: every SPI and PPI masked, group 1
+    /// non-secure, level-triggered, SGIs enabled (for IPIs), the CPU
+    /// interface accepting every priority.
+    pub fn new(
+        version: u8,
+        distributor_phys: u64,
+        redistributors: &[(u64, u64)],
+        source: RedistributorSource,
+        mut map: MapRegisters<'_>,
+    ) -> Result<Self, InterruptError> {
+        if (1..3).contains(&version) {
+            return Err(InterruptError::UnsupportedGicVersion(version));
+        }
+        let gicd = map(distributor_phys, GICD_LEN).map_err(InterruptError::Map)?;
+        let revision = ((read_u32(gicd + GICD_PIDR2) >> 4) & 0xf) as u8;
+        if revision < 3 {
+            return Err(InterruptError::UnsupportedGicVersion(revision));
+        }
+        let affinity = this_affinity();
+        let gicr = find_redistributor(redistributors, affinity, &mut map)?;
+        log::info!(target: "irq", "GICv{revision} distributor at {distributor_phys:#x}, redistributor of affinity {affinity:#x} found in {} {:?} region(s)",
+            redistributors.len(),
+            source
+        );
+        // SAFETY: `gicd` and `gicr` are the distributor and this CPU's
+        // redistributor frames, just mapped with device attributes and
+        // reachable through no other pointer.
+        let (distributor, redistributor) = unsafe {
+            (
+                GicDistributor::new(UniqueMmioPointer::new(NonNull::new_unchecked(
+                    gicd as *mut Gicd,
+                ))),
+                GicRedistributor::new(UniqueMmioPointer::new(NonNull::new_unchecked(
+                    gicr as *mut GicrSgi,
+                ))),
+            )
+        };
+        let mut gic = Self {
+            distributor,
+            redistributor,
+            affinity,
+        };
+        GicCpuInterface::enable_system_register_el1();
+        // Already awake (the firmware woke it) is fine.
+        let _ = gic.redistributor.mark_core_awake();
+        gic.redistributor.configure_default_settings();
+        gic.distributor.configure_default_settings();
+        for sgi in 0..16 {
+            let _ = gic.redistributor.enable_interrupt(IntId::sgi(sgi), true);
+        }
+        GicCpuInterface::set_priority_mask(0xff);
+        GicCpuInterface::enable_group1(true);
+        Ok(gic)
+    }
+}
+
+fn intid(id: InterruptId) -> Result<IntId, InterruptError> {
+    IntId::try_from(id.0).map_err(|_| InterruptError::BadId(id.0))
+}
+
+fn gic_trigger(trigger: Trigger) -> GicTrigger {
+    match trigger {
+        Trigger::Edge => GicTrigger::Edge,
+        Trigger::Level => GicTrigger::Level,
+    }
+}
+
+fn controller_error(_e: arm_gic::gicv3::GicError) -> InterruptError {
+    InterruptError::BadLine
+}
+
+impl InterruptController for Gicv3 {
+    fn kind(&self) -> &'static str {
+        "gicv3"
+    }
+
+    /// SGIs, for inter-processor interrupts.
+    fn allocatable(&self) -> Range<u32> {
+        0..16
+    }
+
+    fn fixed_id(&self, line: InterruptLine) -> Option<InterruptId> {
+        match line {
+            InterruptLine::PerCpu(ppi) => Some(InterruptId(ppi)),
+            InterruptLine::Gsi { gsi, .. } => Some(InterruptId(gsi)),
+            InterruptLine::Isa(_) => None,
+        }
+    }
+
+    fn enable(&mut self, line: InterruptLine, id: InterruptId) -> Result<(), InterruptError> {
+        let int = intid(id)?;
+        match line {
+            InterruptLine::PerCpu(ppi) if ppi == id.0 && int.is_ppi() => {
+                let r = &mut self.redistributor;
+                r.set_group(int, Group::Group1NS)
+                    .map_err(controller_error)?;
+                r.set_interrupt_priority(int, PRIORITY)
+                    .map_err(controller_error)?;
+                r.enable_interrupt(int, true).map_err(controller_error)
+            }
+            InterruptLine::Gsi { gsi, trigger, .. } if gsi == id.0 && int.is_spi() => {
+                let mpidr = self.this_cpu().0;
+                let d = &mut self.distributor;
+                d.set_group(int, Group::Group1NS)
+                    .map_err(controller_error)?;
+                d.set_trigger(int, gic_trigger(trigger))
+                    .map_err(controller_error)?;
+                d.set_interrupt_priority(int, PRIORITY)
+                    .map_err(controller_error)?;
+                d.set_routing(int, Some(mpidr)).map_err(controller_error)?;
+                d.enable_interrupt(int, true).map_err(controller_error)
+            }
+            _ => Err(InterruptError::BadLine),
+        }
+    }
+
+    fn disable(&mut self, line: InterruptLine) -> Result<(), InterruptError> {
+        match line {
+            InterruptLine::PerCpu(ppi) => self
+                .redistributor
+                .enable_interrupt(intid(InterruptId(ppi))?, false)
+                .map_err(controller_error),
+            InterruptLine::Gsi { gsi, .. } => self
+                .distributor
+                .enable_interrupt(intid(InterruptId(gsi))?, false)
+                .map_err(controller_error),
+            InterruptLine::Isa(_) => Err(InterruptError::BadLine),
+        }
+    }
+
+    fn this_cpu(&self) -> CpuHardwareId {
+        let a = u64::from(self.affinity);
+        CpuHardwareId(((a >> 24) << 32) | (a & 0xff_ffff))
+    }
+
+    fn send_ipi(&mut self, target: CpuHardwareId, id: InterruptId) -> Result<(), InterruptError> {
+        let aff0 = (target.0 & 0xff) as u32;
+        if aff0 >= 16 {
+            // Range selectors (GICD_TYPER.RSS) are not used yet.
+            return Err(InterruptError::BadId(aff0));
+        }
+        let int = intid(id)?;
+        if !int.is_sgi() {
+            return Err(InterruptError::BadId(id.0));
+        }
+        GicCpuInterface::send_sgi(
+            int,
+            SgiTarget::List {
+                affinity3: ((target.0 >> 32) & 0xff) as u8,
+                affinity2: ((target.0 >> 16) & 0xff) as u8,
+                affinity1: ((target.0 >> 8) & 0xff) as u8,
+                target_list: 1 << aff0,
+            },
+            SgiTargetGroup::CurrentGroup1,
+        )
+        .map_err(controller_error)
+    }
+}
+
+/// Acknowledges the highest-priority pending group 1 interrupt, has
+/// `dispatch` handle it and ends it. Special INTIDs (1020..1023) are not
+/// dispatched and need no end-of-interrupt.
+pub fn handle_pending(dispatch: fn(InterruptId)) {
+    if let Some(int) = GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1) {
+        let raw = u32::from(int);
+        if raw < IntId::SPECIAL_SECURE.raw_value() {
+            dispatch(InterruptId(raw));
+            GicCpuInterface::end_interrupt(int, InterruptGroup::Group1);
+        }
+    }
+}
