@@ -3,6 +3,7 @@
 #   make run [ARCH=aarch64]      build everything, boot build/stratus.img in QEMU (serial here)
 #   make debug [ARCH=...]        same, QEMU waits for gdb on :1234 (prints the gdb command)
 #   make kernels | loader        cargo builds for both architectures
+#   make example                 examples/my-kernel (outside the workspace) for both architectures
 #   make image [LIMINE_DIR=dir]  build/stratus.img: one GPT image for both architectures
 #   make cloud-images            build/cloud/: AWS raw + VMDK, GCP tar.gz, Azure VHD, checked
 #   make cloud-commands          print the upload/launch commands for them (runs nothing)
@@ -62,11 +63,11 @@ endif
 sayi = if [ -t 1 ]; then printf '\033[1m==> %s\033[0m\n' "$(1)"; else printf '==> %s\n' "$(1)"; fi
 say = @$(call sayi,$(1))
 
-.PHONY: help setup kernels loader tool image check-image cloud-images cloud-commands run debug \
+.PHONY: help setup kernels loader example tool image check-image cloud-images cloud-commands run debug \
         fmt clippy check host-test qemu-test test bench fuzz clean
 
 help:
-	@sed -n '3,16p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	@ci/setup.sh
@@ -82,6 +83,16 @@ loader: setup
 	$(call say,loader: stratus-loader for $(ARCHES) UEFI (release))
 	@cargo build $(CARGO_Q) --release -p stratus-loader $(LOADER_TARGETS)
 	@for a in $(ARCHES); do echo "    $(TARGET_DIR)/$$a-unknown-uefi/release/stratus-loader.efi"; done
+
+# A kernel project outside the workspace, built the way its README tells a user to:
+# plain `cargo build` in its own directory (its own Cargo.lock, no rustflags). It
+# shares the workspace's target directory only so the library is not built twice.
+EXAMPLE := examples/my-kernel
+example: setup
+	$(call say,example: $(EXAMPLE) for $(ARCHES) (plain cargo build, release))
+	@cd $(EXAMPLE) && CARGO_TARGET_DIR="$(abspath $(TARGET_DIR))" \
+	    cargo build $(CARGO_Q) --release $(KERNEL_TARGETS)
+	@for a in $(ARCHES); do echo "    $(TARGET_DIR)/$$a-unknown-none/release/my-kernel"; done
 
 tool: setup
 	$(call say,tool: stratus-image (host, release))
@@ -125,6 +136,7 @@ debug: image
 fmt: setup
 	$(call say,fmt: cargo fmt --check)
 	@cargo fmt --all --check
+	@cargo fmt --check --manifest-path $(EXAMPLE)/Cargo.toml
 
 # Host (default members, with their tests), the kernels for both bare-metal targets
 # (which lints the arch, platform and kernel-core crates as they are built there) and
@@ -137,6 +149,9 @@ clippy: setup
 	cargo clippy $(CARGO_Q) -p stratus-demo -p stratus-hello $(KERNEL_TARGETS) -- $(CLIPPY_FLAGS) || rc=1; \
 	$(call sayi,clippy: stratus-loader for UEFI $(ARCHES)); \
 	cargo clippy $(CARGO_Q) -p stratus-loader $(LOADER_TARGETS) -- $(CLIPPY_FLAGS) || rc=1; \
+	$(call sayi,clippy: $(EXAMPLE) for $(ARCHES)); \
+	(cd $(EXAMPLE) && CARGO_TARGET_DIR="$(abspath $(TARGET_DIR))" \
+	    cargo clippy $(CARGO_Q) $(KERNEL_TARGETS) -- $(CLIPPY_FLAGS)) || rc=1; \
 	exit $$rc
 
 check: fmt clippy
@@ -147,7 +162,7 @@ host-test: setup
 	    | grep -vE '^$$|^running 0 tests$$|ok\. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out'; \
 	    exit $${PIPESTATUS[0]}
 
-qemu-test: image
+qemu-test: image example
 	$(call say,QEMU boot tests: $(ARCHES))
 	@CARGO_TARGET_DIR="$(TARGET_DIR)" STRATUS_IMAGE="$(IMAGE)" $(PYTHON) ci/qemu_test.py
 
@@ -176,7 +191,9 @@ bench: image
 FUZZ_ITERATIONS ?= 300000
 fuzz: setup
 	$(call say,fuzz: $(FUZZ_ITERATIONS) inputs per target (STRATUS_FUZZ_SEED=$${STRATUS_FUZZ_SEED:-0}))
-	@STRATUS_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) cargo test $(CARGO_Q) --release fuzz_ -- --nocapture
+	@STRATUS_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true \
+	    CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true \
+	    cargo test $(CARGO_Q) --release fuzz_ -- --nocapture
 
 clean:
 	$(call say,clean)

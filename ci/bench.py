@@ -3,7 +3,7 @@
 
     python3 ci/bench.py [--arch x86_64] [--iterations N]    (env STRATUS_BENCH_ITERATIONS, default 3)
 
-Per architecture it boots an image whose command line is `exit=qemu bench=irq-latency` (built
+Per architecture it boots an image whose command line is `exit=qemu bench=ipi-latency,irq-latency` (built
 here with stratus-image build, build/bench.img) N times, one QEMU at a time, and reads from the
 serial log
   - loader time   `stratus-loader: handoff elapsed_us=N`   (EFI entry -> handoff)
@@ -51,11 +51,11 @@ def clean(raw: bytes) -> str:
     return ANSI.sub(b"", raw).replace(b"\r", b"").decode("utf-8", "replace")
 
 
-def boot_once(arch: str, image: Path, log_path: Path) -> dict:
+def boot_once(arch: str, image: Path, log_path: Path, extra: list[str] | None = None) -> dict:
     """One boot. Returns the figures found (missing ones are absent) and 'error' if any."""
     vars_path = qemu.fresh_vars(arch, BUILD)
     cmd = ["timeout", "-k", "5", str(int(TIMEOUT) + 10),
-           *qemu.qemu_command(arch, image, vars_path, snapshot=True)]
+           *qemu.qemu_command(arch, image, vars_path, snapshot=True, extra=extra or [])]
     out: dict = {}
     raw = bytearray()
     t0 = time.monotonic()
@@ -193,7 +193,7 @@ def main() -> int:
     log_dir.mkdir(exist_ok=True)
 
     bench_img = BUILD / "bench.img"
-    p = qemu.build_image(bench_img, "exit=qemu bench=irq-latency", limine_dir=os.environ.get("LIMINE_DIR", ""))
+    p = qemu.build_image(bench_img, "exit=qemu bench=ipi-latency,irq-latency", limine_dir=os.environ.get("LIMINE_DIR", ""))
     if p.returncode != 0:
         print(f"bench: could not build {bench_img}:\n{p.stdout}{p.stderr}", file=sys.stderr)
         return 1
@@ -209,6 +209,16 @@ def main() -> int:
             ready = f"{r['host_ready_s']:.2f} s" if "host_ready_s" in r else "-"
             print(f"  {arch:8} run {i + 1}/{n}: ready after {ready}{note}", flush=True)
 
+    # Kernel entry -> ready with 1 and with 4 CPUs (the runs above have QEMU's default 2).
+    cpu_runs: dict[tuple[str, int], list[dict]] = {}
+    for arch in arches:
+        for cpus in (1, 4):
+            cpu_runs[(arch, cpus)] = [
+                boot_once(arch, bench_img, log_dir / f"{arch}-smp{cpus}-{i + 1}.log",
+                          ["-smp", str(cpus)])
+                for i in range(n)]
+            print(f"  {arch:8} {cpus} CPU(s): {n} run(s) done", flush=True)
+
     def col(arch: str, key: str, scale: float, fmt: str) -> str:
         return stat([r[key] * scale for r in runs[arch] if key in r], fmt)
 
@@ -223,6 +233,10 @@ def main() -> int:
     ]
     for label, key, scale, fmt in rows:
         print(f"  {label:38}" + "".join(f"{col(arch, key, scale, fmt):>{w}}" for arch in arches))
+    for cpus in (1, 4):
+        cells = [stat([r["kernel_ms"] for r in cpu_runs[(arch, cpus)] if "kernel_ms" in r], "{:.0f} ms")
+                 for arch in arches]
+        print(f"  {f'kernel: entry -> ready, {cpus} CPU(s)':38}" + "".join(f"{c:>{w}}" for c in cells))
     keys = sorted({k for arch in arches for r in runs[arch] for k in r.get("bench", {})})
     for k in keys:
         vals = []

@@ -33,6 +33,10 @@ from __future__ import annotations
 READY = (r"^stratus: ready (?=.*\barch={arch}\b)(?=.*\bloader=\S+)"
          r"(?=.*\bcpus=\d+\b)(?=.*\bmemory_mib=\d+\b)(?=.*\bboot_ms=\d+\b).*$")
 HANDOFF = r"^stratus-loader: handoff elapsed_us=\d+"
+# The slide our loader chose (KASLR) must be the one the kernel sees in the Limine
+# executable address response (the demo kernel prints it).
+SLIDE_SEEN = (r"^stratus-loader: handoff .*\bkaslr={source} slide=(0x[0-9a-f]+)$[\s\S]*"
+              r"^.*demo: kernel image at virt 0xffffffff[89a-f][0-9a-f]{{7}} .*\(slide \1\)$")
 PANIC = r"^panic: "
 CPU_EXCEPTION = r"CPU exception:"
 # The deliberate read of an unmapped address, named as each architecture names it.
@@ -76,6 +80,12 @@ REVISION_ERROR = r"ERROR boot: cannot boot: the loader does not support Limine b
 REVISION_PANIC = r"^panic: cannot boot: the loader does not support Limine base revision 2"
 LOADER_NOT_FOUND = r"stratus-loader: error:.*not found"
 LOADER_BAD_ELF = r"stratus-loader: error:.*not a valid ELF"
+LOADER_BAD_PHENTSIZE = LOADER_BAD_ELF + r": e_phentsize is 64, not the size of an ELF64 program header"
+LOADER_ENTRY_DATA = LOADER_BAD_ELF + r": entry point 0x[0-9a-f]+ is in program header \d+, which is not executable"
+LOADER_RELOC_TYPE = (r"stratus-loader: error: kernel \S+ cannot be relocated: relocation 0 has type "
+                     r"(1 \(R_X86_64_64\); only R_X86_64_RELATIVE|257 \(R_AARCH64_ABS64\); only "
+                     r"R_AARCH64_RELATIVE) is supported")
+LOADER_OFFSET_SKEW = LOADER_BAD_ELF + r": program header \d+: p_offset 0x[0-9a-f]+ and p_vaddr 0x[0-9a-f]+ differ modulo the page size"
 
 # Interrupts and timers (demo kernel test=timer / sleep / irq-storm / ipi). The figures on
 # these lines are bounded by each case's "bounds" (see below).
@@ -100,17 +110,33 @@ TIMER_BOUNDS = {"rate_hz": (800, 1200)}
 SLEEP_BOUNDS = {"measured_us": (100_000, 150_000)}
 STORM_BOUNDS = {"lost": (0, 150), "ticks": (14_850, 15_150)}
 
+# Every CPU (demo test=ipi-all / timer-all / irq-storm-all on 4 CPUs): a call IPI from the
+# boot CPU reaches each other CPU; each CPU's own 1 kHz timer runs within +-20 %; a 5 kHz
+# timer on every CPU for 3 s while every CPU logs loses at most 1 % of any CPU's ticks.
+SECONDARY_IRQ = r"smp: cpu 3 online \(hardware id 0x3\), interrupts and timer$"
+IPI_ALL_LINE = r"^stratus: ipi-all cpus=4 reached=3 expected=3 max_latency_us=\d+$"
+TIMER_ALL_LINE = r"^stratus: timer-all cpus=4 expected_hz=1000 min_rate_hz=\d+ max_rate_hz=\d+$"
+TIMER_ALL_BOUNDS = {"min_rate_hz": (800, 1200), "max_rate_hz": (800, 1200)}
+STORM_ALL_HANDLER_LOG = r"storm: cpu [1-3] tick 1000 logged from its timer interrupt$"
+STORM_ALL_LINE = r"^stratus: irq-storm-all cpus=4 rate_hz=5000 expected_ticks=\d+ lost=\d+$"
+STORM_ALL_BOUNDS = {"lost": (0, 150), "expected_ticks": (14_850, 15_150)}
+
 # Nothing of these may appear in a case that expects a clean boot / a clean loader error.
 KERNEL_TROUBLE = [PANIC, CPU_EXCEPTION]
 NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
 
 # Images: name -> (command line, kernel variant). Kernel variants: "ok" (the built
-# demo kernel), "hello" (targets/hello, the smallest kernel), "missing" (no /boot/kernel-<arch>), "garbled" (first 64 KiB with the ELF
+# demo kernel), "hello" (targets/hello, the smallest kernel), "example" (examples/my-kernel,
+# a kernel project outside the workspace built with plain cargo: `make example`), "missing" (no /boot/kernel-<arch>), "garbled" (first 64 KiB with the ELF
 # header overwritten), "truncated" (valid ELF header, only the first 4 KiB of the file),
-# "revision-99" (the demo kernel with its Limine base revision tag patched to ask for 99),
-# "no-hhdm" (the demo kernel with its HHDM request's id garbled, so no loader answers it),
-# "bad-memory-map" (the memory map request garbled likewise, its response pointer preset to
-# an unmapped address: the kernel faults while reading the loader's answers).
+# "phentsize" (e_phentsize 64 instead of 56), "entry-data" (e_entry at the start of the
+# first writable segment), "offset-skew" (the last PT_LOAD's p_offset moved by 8 bytes, so
+# offset and address disagree modulo the page size), "reloc-type" (the first relocation
+# made an absolute symbol relocation), "revision-99" (the demo kernel with its Limine base
+# revision tag patched to ask for 99), "no-hhdm" (its HHDM request's id garbled, so no
+# loader answers it), "bad-memory-map" (the memory map request garbled likewise, its
+# response pointer preset to an unmapped address: the kernel faults while reading the
+# loader's answers).
 # "default" is the image `make image` built (STRATUS_IMAGE), used as it is; "runner" is
 # no image: the case boots the hello kernel with `stratus-image run`, as `cargo run` does.
 # An optional third item exports the image to a cloud format (`stratus-image export`:
@@ -123,13 +149,18 @@ IMAGES = {
     "reset": ("exit=qemu test=reset", "ok"),
     "stack-guard": ("exit=qemu test=stack-guard", "ok"),
     "power-off": ("test=power-off", "ok"),
+    "power-off-cpu1": ("test=power-off-cpu1", "ok"),
     "acpi-dump": ("exit=qemu acpi=dump", "ok"),
     "timer": ("exit=qemu test=timer", "ok"),
+    "ipi-all": ("exit=qemu test=ipi-all", "ok"),
+    "timer-all": ("exit=qemu test=timer-all", "ok"),
+    "irq-storm-all": ("exit=qemu test=irq-storm-all", "ok"),
     "sleep": ("exit=qemu test=sleep", "ok"),
     "irq-storm": ("exit=qemu test=irq-storm", "ok"),
     "ipi": ("exit=qemu test=ipi", "ok"),
     "isa-irq": ("exit=qemu test=isa-irq", "ok"),
     "hello": ("exit=qemu", "hello"),
+    "example": ("exit=qemu greet=stratus", "example"),
     "no-kernel": ("exit=qemu", "missing"),
     "garbled-kernel": ("exit=qemu", "garbled"),
     "truncated-kernel": ("exit=qemu", "truncated"),
@@ -139,6 +170,13 @@ IMAGES = {
     "revision-unsupported-no-exit": ("", "revision-99"),
     # Byte 0xff (not UTF-8), passed through argv with Python's surrogateescape.
     "cmdline-not-utf8": ("exit=qemu bad=\udcff test=none", "ok"),
+    "phentsize-kernel": ("exit=qemu", "phentsize"),
+    "entry-data-kernel": ("exit=qemu", "entry-data"),
+    "offset-skew-kernel": ("exit=qemu", "offset-skew"),
+    "reloc-type-kernel": ("exit=qemu", "reloc-type"),
+    "nokaslr": ("exit=qemu nokaslr", "ok"),
+    # A switch after byte 4096 of the command line must reach the kernel.
+    "long-cmdline": ("pad=" + "x" * 5000 + " exit=qemu", "ok"),
     "ready-vhd": ("exit=qemu", "ok", "vhd"),
     "ready-vmdk": ("exit=qemu", "ok", "vmdk"),
 }
@@ -165,6 +203,12 @@ SPCR_TABLES = {
 # is not checked), or "tool-success" (`stratus-image run` turned the kernel's success
 # report into exit status 0).
 # timeout: seconds for the whole case (firmware to kernel entry alone is ~6-7 s on TCG).
+def loader_refusal(name: str, image: str, message: str) -> dict:
+    """A case where our loader must refuse the image's kernel with `message`."""
+    return dict(name=name, image=image, expect=[message], forbid=NO_HANDOFF, exit="kill",
+                timeout=60, our_loader=True)
+
+
 CASES = [
     dict(name="ready", image="ready", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE + ACPI_TROUBLE,
          exit="success", timeout=90),
@@ -186,6 +230,10 @@ CASES = [
     dict(name="power-off-pc", image="power-off", arches=["x86_64"], machine="pc",
          expect=[r"acpi: mcfg none$", r"acpi: missing: MCFG$", S5_FOUND, READY, POWER_OFF, S5_USED], forbid=KERNEL_TROUBLE + [r"halted"],
          exit="power-off", timeout=90),
+    # Power-off from a secondary CPU while the boot CPU waits (ACPI S5 / PSCI from CPU 1).
+    dict(name="power-off-cpu1", image="power-off-cpu1", extra=["-smp", "2"],
+         expect=[READY, r"test: powering off from cpu 1$"],
+         forbid=KERNEL_TROUBLE + [r"halted", r"did not power"], exit="power-off", timeout=90),
     dict(name="power-off", image="power-off", arches=["aarch64"],
          expect=[READY, POWER_OFF], forbid=KERNEL_TROUBLE + [r"halted"],
          exit="power-off", timeout=90),
@@ -204,7 +252,7 @@ CASES = [
          expect=[r"smp: 1 of 1 CPUs online$", r"^stratus: ready .*\bcpus=1\b"],
          forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
     dict(name="smp-4", image="ready", extra=["-smp", "4"],
-         expect=[r"smp: cpu \d online \(hardware id 0x\d\)$"] * 3
+         expect=[r"smp: cpu \d online \(hardware id 0x\d\), interrupts and timer$"] * 3
                 + [r"smp: 4 of 4 CPUs online$", r"^stratus: ready .*\bcpus=4\b"],
          forbid=KERNEL_TROUBLE + [r"not started", r"did not arrive"], exit="success", timeout=90),
     dict(name="smp-4-el2", image="ready", arches=["aarch64"], extra=["-smp", "4"],
@@ -223,6 +271,10 @@ CASES = [
          timeout=90),
     dict(name="hello-kernel", image="hello",
          expect=[r"hello from {arch}: \d+ usable memory regions", READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90),
+    dict(name="example-kernel", image="example",
+         expect=[r"my-kernel: hello, stratus, from {arch} at 0xffffffff[89a-f][0-9a-f]{7}; "
+                 r"usable [1-9]\d* KiB$", READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=90),
     dict(name="spcr-console", image="ready", arches=["x86_64"], acpi_tables=["spcr-com1"],
          expect=[r"boot: console: 16550@port:0x3f8 from SPCR$", READY], forbid=KERNEL_TROUBLE,
@@ -296,12 +348,24 @@ CASES = [
          expect=[r"WARN  boot: no ACPI \(the loader gave no RSDP\); using the device tree",
                  r"INFO  boot: console: pl011@mmio:0x9000000/4 from the device tree$", READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=90),
-    dict(name="loader-missing-kernel", image="no-kernel", expect=[LOADER_NOT_FOUND],
-         forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
-    dict(name="loader-garbled-kernel", image="garbled-kernel", expect=[LOADER_BAD_ELF],
-         forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
-    dict(name="loader-truncated-kernel", image="truncated-kernel", expect=[LOADER_BAD_ELF],
-         forbid=NO_HANDOFF, exit="kill", timeout=60, our_loader=True),
+    loader_refusal("loader-missing-kernel", "no-kernel", LOADER_NOT_FOUND),
+    loader_refusal("loader-garbled-kernel", "garbled-kernel", LOADER_BAD_ELF),
+    loader_refusal("loader-truncated-kernel", "truncated-kernel", LOADER_BAD_ELF),
+    loader_refusal("loader-bad-phentsize", "phentsize-kernel", LOADER_BAD_PHENTSIZE),
+    loader_refusal("loader-entry-not-executable", "entry-data-kernel", LOADER_ENTRY_DATA),
+    loader_refusal("loader-offset-skew", "offset-skew-kernel", LOADER_OFFSET_SKEW),
+    loader_refusal("loader-reloc-type", "reloc-type-kernel", LOADER_RELOC_TYPE),
+    # Relocatable kernels: placed at a random slide (from EFI_RNG_PROTOCOL with virtio-rng;
+    # every other case boots with the CPU counter's), or at the link address with nokaslr.
+    dict(name="kaslr-rng", image="ready", extra=["-device", "virtio-rng-pci"],
+         expect=[SLIDE_SEEN.format(source="rng"), READY], forbid=KERNEL_TROUBLE,
+         exit="success", timeout=90, our_loader=True),
+    dict(name="nokaslr", image="nokaslr",
+         expect=[r"^stratus-loader: handoff .* kaslr=off slide=0x0$",
+                 r"demo: kernel image at virt 0xffffffff80000000 .*\(slide 0x0\)$", READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90, our_loader=True),
+    dict(name="long-cmdline", image="long-cmdline", expect=[HANDOFF, READY], forbid=KERNEL_TROUBLE,
+         exit="success", timeout=90, our_loader=True),
     dict(name="timer-rate", image="timer", expect=[IRQ_UP, TIMER_LINE, IRQ_READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=120, bounds=TIMER_BOUNDS),
     dict(name="sleep", image="sleep", expect=[IRQ_UP, SLEEP_LINE, IRQ_READY],
@@ -309,6 +373,15 @@ CASES = [
     dict(name="irq-storm", image="irq-storm",
          expect=[IRQ_UP, STORM_HANDLER_LOG, STORM_LINE, IRQ_READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=150, bounds=STORM_BOUNDS),
+    dict(name="ipi-all", image="ipi-all", extra=["-smp", "4"],
+         expect=[IRQ_UP, SECONDARY_IRQ, IPI_ALL_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=120),
+    dict(name="timer-all", image="timer-all", extra=["-smp", "4"],
+         expect=[IRQ_UP, SECONDARY_IRQ, TIMER_ALL_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=120, bounds=TIMER_ALL_BOUNDS),
+    dict(name="irq-storm-all", image="irq-storm-all", extra=["-smp", "4"],
+         expect=[IRQ_UP, SECONDARY_IRQ, STORM_ALL_HANDLER_LOG, STORM_ALL_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=150, bounds=STORM_ALL_BOUNDS),
     dict(name="ipi-self", image="ipi", expect=[IRQ_UP, IPI_LINE, IRQ_READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=120),
     dict(name="isa-irq", image="isa-irq", arches=["x86_64"],
@@ -354,6 +427,7 @@ import os
 import re
 import select
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -436,6 +510,8 @@ def kernel_variant(arch: str, variant: str) -> str:
         return "none"
     if variant == "hello":
         return str(qemu.kernel_path(arch, "stratus-hello"))
+    if variant == "example":
+        return str(qemu.kernel_path(arch, "my-kernel"))
     data = real.read_bytes()
     if variant in ("no-hhdm", "bad-memory-map"):
         # Limine request: id (common magic + two words), revision, response pointer.
@@ -460,6 +536,8 @@ def kernel_variant(arch: str, variant: str) -> str:
         bad = b"NOT-AN-ELF-FILE!" + data[16:64 * 1024]
     elif variant == "truncated":
         bad = data[:4096]
+    elif variant in ("phentsize", "entry-data", "offset-skew", "reloc-type"):
+        bad = patched_elf(data, variant)
     else:
         raise ValueError(f"unknown kernel variant {variant!r}")
     # Images are built two at a time and several may share a variant: write a private
@@ -469,6 +547,39 @@ def kernel_variant(arch: str, variant: str) -> str:
     tmp.write_bytes(bad)
     os.replace(tmp, path)
     return str(path)
+
+
+def patched_elf(data: bytes, how: str) -> bytes:
+    """The kernel ELF with one header field changed so our loader must refuse it."""
+    elf = bytearray(data)
+    phoff, = struct.unpack_from("<Q", elf, 32)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 54)
+    loads = [phoff + i * phentsize for i in range(phnum)
+             if struct.unpack_from("<I", elf, phoff + i * phentsize)[0] == 1]
+    if how == "phentsize":
+        struct.pack_into("<H", elf, 54, 64)
+    elif how == "entry-data":
+        writable = [ph for ph in loads if struct.unpack_from("<I", elf, ph + 4)[0] & 2]
+        struct.pack_into("<Q", elf, 24, struct.unpack_from("<Q", elf, writable[0] + 16)[0])
+    elif how == "offset-skew":
+        offset, = struct.unpack_from("<Q", elf, loads[-1] + 8)
+        struct.pack_into("<Q", elf, loads[-1] + 8, offset - 8)
+    elif how == "reloc-type":
+        # The first RELA entry becomes an absolute symbol relocation (R_X86_64_64,
+        # R_AARCH64_ABS64), which a static PIE never has.
+        def file_offset(vaddr: int) -> int:
+            for ph in loads:
+                off, va, _, size = struct.unpack_from("<QQQQ", elf, ph + 8)
+                if va <= vaddr < va + size:
+                    return off + vaddr - va
+            raise ValueError(f"{vaddr:#x} is in no PT_LOAD")
+        dynamic = [phoff + i * phentsize for i in range(phnum)
+                   if struct.unpack_from("<I", elf, phoff + i * phentsize)[0] == 2][0]
+        dyn_off, = struct.unpack_from("<Q", elf, dynamic + 8)
+        tags = dict(iter(struct.iter_unpack("<QQ", elf[dyn_off:dyn_off + 0x200])))
+        machine, = struct.unpack_from("<H", elf, 18)
+        struct.pack_into("<I", elf, file_offset(tags[7]) + 8, 1 if machine == 62 else 257)
+    return bytes(elf)
 
 
 def build_image(name: str, default_image: Path) -> tuple[str, Path, str]:

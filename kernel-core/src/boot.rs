@@ -22,7 +22,7 @@ use crate::logger::Fallback;
 use crate::mmio::DeviceMemory;
 use crate::ready::ReadyLine;
 use crate::stacks::KernelStacks;
-use crate::{heap, irq, irq_lock, limine_boot, logger, panic, smp, time};
+use crate::{cpu_local, heap, irq, irq_lock, limine_boot, logger, panic, smp, time};
 use stratus_arch::{Arch, ExitStatus, PortIo, PowerMethods};
 
 /// How the platform reaches a console's registers once kernel-core has
@@ -219,6 +219,7 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
 
     let mut frames = FrameAllocator::from_memory_map(&boot.memory_map);
     init_heap(&boot, &mut frames);
+    cpu_local::install::<A>(0);
 
     let acpi = discovery::read_acpi(&boot);
     // Machines without ACPI describe themselves with a device tree.

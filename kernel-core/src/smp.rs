@@ -11,13 +11,18 @@
 //! on.
 
 use crate::boot_info::{MemoryKind, MemoryMap};
+use crate::cpu_local::{self, MAX_CPUS};
 use crate::frames::{FRAME_SIZE, FrameAllocator};
+use crate::irq_lock::IrqSafeSpinlock;
 use crate::mmio::ZeroedFrames;
 use crate::stacks::KernelStacks;
-use crate::time;
+use crate::{irq, time, timer};
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use stratus_arch::{Arch, CpuStart, PsciConduit, STARTUP_LOW_MEMORY_BYTES};
+use stratus_arch::{
+    Arch, CpuHardwareId, CpuStart, InterruptId, PsciConduit, STARTUP_LOW_MEMORY_BYTES,
+};
 
 /// Kernel stack of a secondary CPU.
 pub const STACK_BYTES: u64 = 64 * 1024;
@@ -107,10 +112,19 @@ pub fn start_secondaries<A: Arch>(
     if !hardware_ids.contains(&me) {
         log::warn!("boot CPU (hardware id {me:#x}) is not among the firmware's CPUs");
     }
-    for (index, &hardware_id) in hardware_ids.iter().enumerate() {
+    setup_calls();
+    let mut started = Vec::new();
+    let mut next_index = 1;
+    for &hardware_id in hardware_ids {
         if hardware_id == me {
             continue;
         }
+        let index = next_index;
+        if index >= MAX_CPUS {
+            log::warn!("cpu {hardware_id:#x} not started: more than {MAX_CPUS} CPUs");
+            break;
+        }
+        next_index += 1;
         let target = Target {
             index,
             hardware_id,
@@ -118,7 +132,7 @@ pub fn start_secondaries<A: Arch>(
             low_memory,
         };
         match start_one::<A>(&target, hhdm_offset, frames, stacks) {
-            StartOutcome::Online => {}
+            StartOutcome::Online => started.push(hardware_id),
             StartOutcome::Refused(e) => {
                 log::warn!("cpu {index} (hardware id {hardware_id:#x}) not started: {e}")
             }
@@ -132,6 +146,7 @@ pub fn start_secondaries<A: Arch>(
             }
         }
     }
+    SECONDARIES.call_once(|| started);
     online_cpus()
 }
 
@@ -211,16 +226,109 @@ extern "C" fn secondary_entry<A: Arch>(arg: u64) -> ! {
     // SAFETY: `arg` is the `Arrival` that `start_one` leaked for this CPU.
     let arrival = unsafe { &*(arg as *const Arrival) };
     A::init_secondary_exceptions(arrival.exception_stack_top);
+    cpu_local::install::<A>(arrival.index);
+    let interrupts = init_secondary_interrupts::<A>();
     ONLINE.fetch_add(1, Ordering::AcqRel);
     log::info!(
-        "cpu {} online (hardware id {:#x})",
+        "cpu {} online (hardware id {:#x}){}",
         arrival.index,
-        A::hardware_id()
+        A::hardware_id(),
+        interrupts
     );
     arrival.arrived.store(true, Ordering::Release);
+    if irq::interrupts().is_some() && timer::this_cpu().is_some() {
+        loop {
+            A::enable_interrupts_and_wait();
+        }
+    }
     loop {
         A::wait_for_interrupt();
     }
+}
+
+/// This CPU's part of the interrupt controller and its timer, as the boot
+/// CPU set them up; says what it got, for the arrival line.
+fn init_secondary_interrupts<A: Arch>() -> &'static str {
+    if irq::interrupts().is_none() {
+        return "";
+    }
+    let timer_id = timer::interrupt_id();
+    let per_cpu = timer_id.as_slice();
+    if let Err(e) = A::init_secondary_interrupts(per_cpu) {
+        log::warn!(
+            "cpu {}: {e}; it runs without interrupts",
+            cpu_local::index()
+        );
+        return ", no interrupts";
+    }
+    match timer::init_secondary::<A>() {
+        Ok(_) => ", interrupts and timer",
+        Err(e) => {
+            log::warn!("cpu {}: {e}; it runs without a timer", cpu_local::index());
+            ", interrupts, no timer"
+        }
+    }
+}
+
+/// Hardware ids of the secondary CPUs that came online.
+static SECONDARIES: spin::Once<Vec<u64>> = spin::Once::new();
+/// The IPI that runs [`call_on_others`]' function.
+static CALL_IPI: spin::Once<InterruptId> = spin::Once::new();
+/// The function the call IPI runs, while a call is under way.
+static CALL: IrqSafeSpinlock<Option<fn(usize)>> = IrqSafeSpinlock::new(None);
+/// CPUs that ran the current call.
+static CALL_DONE: AtomicUsize = AtomicUsize::new(0);
+/// One call at a time.
+static CALLS: spin::Mutex<()> = spin::Mutex::new(());
+
+/// Allocates the call IPI, when there are interrupts.
+fn setup_calls() {
+    if let Some(interrupts) = irq::interrupts() {
+        match interrupts.allocate(on_call_ipi) {
+            Ok(id) => {
+                CALL_IPI.call_once(|| id);
+            }
+            Err(e) => log::warn!("no cross-CPU calls: {e}"),
+        }
+    }
+}
+
+fn on_call_ipi(_id: InterruptId) {
+    let call = *CALL.lock();
+    if let Some(f) = call {
+        f(cpu_local::index());
+        CALL_DONE.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// How long [`call_on_others`] waits for the other CPUs.
+pub const CALL_TIMEOUT_MS: u64 = 1000;
+
+/// Runs `f(cpu index)` on every other online CPU, in its call IPI's
+/// handler (interrupts masked there), and waits, at most
+/// [`CALL_TIMEOUT_MS`], until all ran it. Returns how many did.
+pub fn call_on_others<A: Arch>(f: fn(usize)) -> usize {
+    let (Some(interrupts), Some(&id), Some(targets)) =
+        (irq::interrupts(), CALL_IPI.get(), SECONDARIES.get())
+    else {
+        return 0;
+    };
+    let _one = CALLS.lock();
+    *CALL.lock() = Some(f);
+    CALL_DONE.store(0, Ordering::Release);
+    for &target in targets {
+        if let Err(e) = interrupts.send_ipi(CpuHardwareId(target), id) {
+            log::warn!("call IPI to {target:#x} not sent: {e}");
+        }
+    }
+    let all = targets.len();
+    let start = A::ticks();
+    let limit = time::ticks_per_second().map_or(u64::MAX, |hz| hz * CALL_TIMEOUT_MS / 1000);
+    while CALL_DONE.load(Ordering::Acquire) < all && A::ticks().wrapping_sub(start) < limit {
+        core::hint::spin_loop();
+    }
+    *CALL.lock() = None;
+    CALL_DONE.load(Ordering::Acquire)
 }
 
 #[cfg(test)]

@@ -46,6 +46,11 @@ impl Cpu for FakeArch {
     }
 }
 
+std::thread_local! {
+    /// The fake per-CPU register: each thread is a CPU.
+    static CPU_LOCAL: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// A counter that advances by one tick per read.
 static TICKS: AtomicU64 = AtomicU64::new(1_000);
 
@@ -125,6 +130,12 @@ impl Multiprocessor for FakeArch {
             "init_secondary_exceptions {exception_stack_top:#x}"
         ));
     }
+    fn set_cpu_local(value: u64) {
+        CPU_LOCAL.with(|c| c.set(value));
+    }
+    fn cpu_local() -> u64 {
+        CPU_LOCAL.with(|c| c.get())
+    }
 }
 
 fn no_port_read(_: u16) -> u8 {
@@ -183,6 +194,12 @@ impl InterruptSetup for FakeArch {
         Err(InterruptError::WrongHardware)
     }
     fn init_timer(_timer: &TimerDescription) -> Result<NoTimer, InterruptError> {
+        Err(InterruptError::WrongHardware)
+    }
+    fn init_secondary_interrupts(_per_cpu: &[InterruptId]) -> Result<(), InterruptError> {
+        Err(InterruptError::WrongHardware)
+    }
+    fn init_secondary_timer(_timer: &TimerDescription) -> Result<NoTimer, InterruptError> {
         Err(InterruptError::WrongHardware)
     }
     fn set_interrupt_dispatcher(_dispatch: fn(InterruptId)) {}
@@ -345,4 +362,20 @@ fn secondary_cpus_start_and_failures_do_not_stop_the_rest() {
         calls.contains(&format!("init_secondary_exceptions {:#x}", window + 0x5000)),
         "{calls:?}"
     );
+}
+
+/// Each CPU (here: each thread) finds its own data through the per-CPU
+/// register; before `install` a CPU counts as the boot CPU.
+#[test]
+fn cpu_local_data_is_per_cpu() {
+    let _one = begin();
+    let other = std::thread::spawn(|| {
+        let before = kernel_core::cpu_local::index();
+        kernel_core::cpu_local::install::<FakeArch>(7);
+        (before, kernel_core::cpu_local::index())
+    });
+    kernel_core::cpu_local::install::<FakeArch>(3);
+    assert_eq!(other.join().unwrap(), (0, 7));
+    let mine = kernel_core::cpu_local::current().unwrap();
+    assert_eq!((mine.index, mine.hardware_id), (3, 0));
 }

@@ -9,6 +9,7 @@
 //! crate's distributor and redistributor types directly.
 
 use aarch64_cpu::registers::{MPIDR_EL1, Readable};
+use alloc::vec::Vec;
 use arm_gic::gicv3::registers::{Gicd, GicrSgi};
 use arm_gic::gicv3::{
     GicCpuInterface, GicDistributor, GicRedistributor, Group, SgiTarget, SgiTargetGroup,
@@ -50,22 +51,93 @@ fn read_u64(virt: u64) -> u64 {
     unsafe { core::ptr::read_volatile(virt as *const u64) }
 }
 
-/// Finds the redistributor whose affinity is `affinity` in the regions
-/// `(base, len)`, mapping each; returns its virtual address.
-fn find_redistributor(
+/// Every redistributor region of the MADT, mapped by the boot CPU, as
+/// (virtual address, length): secondary CPUs find their frame here.
+static REDISTRIBUTOR_REGIONS: spin::Once<Vec<(u64, u64)>> = spin::Once::new();
+
+/// Maps every redistributor region `(base, len)`.
+fn map_redistributors(
     regions: &[(u64, u64)],
-    affinity: u32,
     map: &mut MapRegisters<'_>,
-) -> Result<u64, InterruptError> {
-    for &(phys, len) in regions {
-        let len = len.max(GICR_V3_STRIDE);
-        let virt = map(phys, len).map_err(InterruptError::Map)?;
-        let typer_at = |offset: u64| read_u64(virt + offset + GICR_TYPER);
-        if let Some(offset) = redistributor_walk::find(len, affinity, typer_at) {
-            return Ok(virt + offset);
-        }
+) -> Result<Vec<(u64, u64)>, InterruptError> {
+    regions
+        .iter()
+        .map(|&(phys, len)| {
+            let len = len.max(GICR_V3_STRIDE);
+            Ok((map(phys, len).map_err(InterruptError::Map)?, len))
+        })
+        .collect()
+}
+
+/// Finds the redistributor whose affinity is `affinity` among the mapped
+/// regions; returns its virtual address.
+fn find_redistributor(mapped: &[(u64, u64)], affinity: u32) -> Result<u64, InterruptError> {
+    mapped
+        .iter()
+        .find_map(|&(virt, len)| {
+            let typer_at = |offset: u64| read_u64(virt + offset + GICR_TYPER);
+            redistributor_walk::find(len, affinity, typer_at).map(|offset| virt + offset)
+        })
+        .ok_or(InterruptError::NoRedistributor)
+}
+
+/// The redistributor frame at `virt` as the crate's type.
+///
+/// # Safety
+/// `virt` must be a redistributor frame mapped with device attributes that
+/// no other live pointer reaches.
+unsafe fn redistributor_at(virt: u64) -> GicRedistributor<'static> {
+    // SAFETY: the caller's contract; the address is not null.
+    unsafe {
+        GicRedistributor::new(UniqueMmioPointer::new(NonNull::new_unchecked(
+            virt as *mut GicrSgi,
+        )))
     }
-    Err(InterruptError::NoRedistributor)
+}
+
+/// Wakes the executing CPU's redistributor, configures its SGIs and PPIs
+/// (group 1, masked), unmasks the SGIs and the PPIs `per_cpu`, and enables
+/// this CPU's interface through its system registers.
+fn init_this_cpu(
+    redistributor: &mut GicRedistributor<'static>,
+    per_cpu: &[InterruptId],
+) -> Result<(), InterruptError> {
+    GicCpuInterface::enable_system_register_el1();
+    // Already awake (the firmware woke it) is fine.
+    let _ = redistributor.mark_core_awake();
+    redistributor.configure_default_settings();
+    for sgi in 0..16 {
+        let _ = redistributor.enable_interrupt(IntId::sgi(sgi), true);
+    }
+    for &id in per_cpu {
+        enable_ppi(redistributor, intid(id)?)?;
+    }
+    GicCpuInterface::set_priority_mask(0xff);
+    GicCpuInterface::enable_group1(true);
+    Ok(())
+}
+
+fn enable_ppi(r: &mut GicRedistributor<'static>, int: IntId) -> Result<(), InterruptError> {
+    r.set_group(int, Group::Group1NS)
+        .map_err(controller_error)?;
+    r.set_interrupt_priority(int, PRIORITY)
+        .map_err(controller_error)?;
+    r.enable_interrupt(int, true).map_err(controller_error)
+}
+
+/// Prepares the executing secondary CPU's redistributor and CPU interface
+/// (the boot CPU mapped every redistributor region in [`Gicv3::new`]). The
+/// redistributor is this CPU's alone, so the crate's exclusive pointer is
+/// made here and dropped at the end.
+pub fn init_secondary(per_cpu: &[InterruptId]) -> Result<(), InterruptError> {
+    let mapped = REDISTRIBUTOR_REGIONS
+        .get()
+        .ok_or(InterruptError::WrongHardware)?;
+    let gicr = find_redistributor(mapped, this_affinity())?;
+    // SAFETY: the frame is this CPU's redistributor, mapped by the boot CPU
+    // with device attributes; only this CPU touches it.
+    let mut redistributor = unsafe { redistributor_at(gicr) };
+    init_this_cpu(&mut redistributor, per_cpu)
 }
 
 /// The GIC as seen from the boot CPU.
@@ -101,22 +173,23 @@ impl Gicv3 {
             return Err(InterruptError::UnsupportedGicVersion(revision));
         }
         let affinity = this_affinity();
-        let gicr = find_redistributor(redistributors, affinity, &mut map)?;
+        let mapped = map_redistributors(redistributors, &mut map)?;
+        let gicr = find_redistributor(&mapped, affinity)?;
+        REDISTRIBUTOR_REGIONS.call_once(|| mapped);
         log::info!(target: "irq", "GICv{revision} distributor at {distributor_phys:#x}, redistributor of affinity {affinity:#x} found in {} {:?} region(s)",
             redistributors.len(),
             source
         );
         // SAFETY: `gicd` and `gicr` are the distributor and this CPU's
         // redistributor frames, just mapped with device attributes and
-        // reachable through no other pointer.
+        // reachable through no other pointer (secondary CPUs use only their
+        // own frames).
         let (distributor, redistributor) = unsafe {
             (
                 GicDistributor::new(UniqueMmioPointer::new(NonNull::new_unchecked(
                     gicd as *mut Gicd,
                 ))),
-                GicRedistributor::new(UniqueMmioPointer::new(NonNull::new_unchecked(
-                    gicr as *mut GicrSgi,
-                ))),
+                redistributor_at(gicr),
             )
         };
         let mut gic = Self {
@@ -124,16 +197,8 @@ impl Gicv3 {
             redistributor,
             affinity,
         };
-        GicCpuInterface::enable_system_register_el1();
-        // Already awake (the firmware woke it) is fine.
-        let _ = gic.redistributor.mark_core_awake();
-        gic.redistributor.configure_default_settings();
+        init_this_cpu(&mut gic.redistributor, &[])?;
         gic.distributor.configure_default_settings();
-        for sgi in 0..16 {
-            let _ = gic.redistributor.enable_interrupt(IntId::sgi(sgi), true);
-        }
-        GicCpuInterface::set_priority_mask(0xff);
-        GicCpuInterface::enable_group1(true);
         Ok(gic)
     }
 }
@@ -175,12 +240,7 @@ impl InterruptController for Gicv3 {
         let int = intid(id)?;
         match line {
             InterruptLine::PerCpu(ppi) if ppi == id.0 && int.is_ppi() => {
-                let r = &mut self.redistributor;
-                r.set_group(int, Group::Group1NS)
-                    .map_err(controller_error)?;
-                r.set_interrupt_priority(int, PRIORITY)
-                    .map_err(controller_error)?;
-                r.enable_interrupt(int, true).map_err(controller_error)
+                enable_ppi(&mut self.redistributor, int)
             }
             InterruptLine::Gsi { gsi, trigger, .. } if gsi == id.0 && int.is_spi() => {
                 let mpidr = self.this_cpu().0;

@@ -16,6 +16,8 @@
 //! implementation itself, exist only when compiling for aarch64.
 #![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
 pub mod cpu_info;
 pub mod descriptor;
 pub mod redistributor_walk;
@@ -49,7 +51,7 @@ mod arch_impl {
         Aarch64, clock, cpu_info, exceptions, generic_timer, gic, interrupt_entry, paging, power,
         smp,
     };
-    use aarch64_cpu::registers::{DAIF, Readable};
+    use aarch64_cpu::registers::{DAIF, Readable, TPIDR_EL1, Writeable};
     use core::arch::asm;
     use stratus_arch::interrupts::MapRegisters;
     use stratus_arch::{
@@ -78,6 +80,14 @@ mod arch_impl {
         }
 
         fn init_timer(timer: &TimerDescription) -> Result<Self::Timer, InterruptError> {
+            generic_timer::VirtualTimer::new(timer)
+        }
+
+        fn init_secondary_interrupts(per_cpu: &[InterruptId]) -> Result<(), InterruptError> {
+            gic::init_secondary(per_cpu)
+        }
+
+        fn init_secondary_timer(timer: &TimerDescription) -> Result<Self::Timer, InterruptError> {
             generic_timer::VirtualTimer::new(timer)
         }
 
@@ -176,6 +186,14 @@ mod arch_impl {
 
         fn init_secondary_exceptions(exception_stack_top: u64) {
             exceptions::init_secondary(exception_stack_top);
+        }
+
+        fn set_cpu_local(value: u64) {
+            TPIDR_EL1.set(value);
+        }
+
+        fn cpu_local() -> u64 {
+            TPIDR_EL1.get()
         }
     }
 

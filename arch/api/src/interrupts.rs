@@ -274,6 +274,17 @@ pub trait InterruptSetup {
     /// Builds the boot CPU's timer.
     fn init_timer(timer: &TimerDescription) -> Result<Self::Timer, InterruptError>;
 
+    /// Prepares the executing secondary CPU's part of the controller that
+    /// [`InterruptSetup::init_interrupts`] built on the boot CPU (x86: its
+    /// local APIC; GIC: its redistributor, found by affinity among the
+    /// frames the boot CPU mapped, and its CPU interface), with SGIs and the
+    /// per-CPU interrupts `per_cpu` unmasked. Interrupts stay masked.
+    fn init_secondary_interrupts(per_cpu: &[InterruptId]) -> Result<(), InterruptError>;
+
+    /// Builds the executing secondary CPU's timer, like the boot CPU's
+    /// (reusing its calibration).
+    fn init_secondary_timer(timer: &TimerDescription) -> Result<Self::Timer, InterruptError>;
+
     /// Installs the function the interrupt entry calls with each
     /// acknowledged interrupt's id; end-of-interrupt follows its return.
     fn set_interrupt_dispatcher(dispatch: fn(InterruptId));

@@ -209,6 +209,14 @@ pub trait Multiprocessor {
     /// entry: the vector table and its own exception stack ending at
     /// `exception_stack_top`.
     fn init_secondary_exceptions(exception_stack_top: u64);
+
+    /// Stores `value` in this CPU's per-CPU register (x86 GS base, aarch64
+    /// TPIDR_EL1): kernel-core keeps the address of the CPU's own data there.
+    fn set_cpu_local(value: u64);
+
+    /// The value [`Multiprocessor::set_cpu_local`] stored on this CPU (0
+    /// before it did).
+    fn cpu_local() -> u64;
 }
 
 /// How the kernel asks to stop the machine.

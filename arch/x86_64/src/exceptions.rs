@@ -85,7 +85,9 @@ global_asm!(
         call {report}
         ud2
 
-    .section .rodata.stratus_exceptions, "a"
+    // Absolute addresses, so the table is relocated when the kernel is placed
+    // (PIE): it lives with the other relocated constants, not in read-only data.
+    .section .data.rel.ro.stratus_exceptions, "aw"
     .p2align 3
     .global stratus_exception_stubs
     stratus_exception_stubs:

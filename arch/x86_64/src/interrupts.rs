@@ -59,7 +59,9 @@ global_asm!(
         add rsp, 8
         iretq
 
-    .section .rodata.stratus_interrupts, "a"
+    // Absolute addresses, relocated when the kernel is placed (PIE): kept with the
+    // other relocated constants, not in read-only data.
+    .section .data.rel.ro.stratus_interrupts, "aw"
     .p2align 3
     .global stratus_interrupt_stubs
     stratus_interrupt_stubs:

@@ -39,8 +39,13 @@ pub fn tsc_is_invariant() -> bool {
     __cpuid(0x8000_0000).eax >= 0x8000_0007 && __cpuid(0x8000_0007).edx & (1 << 8) != 0
 }
 
+/// The APIC timer frequency the boot CPU measured: every CPU's APIC timer
+/// runs from the same bus clock, so secondaries reuse it.
+static CALIBRATED_HZ: spin::Once<u64> = spin::Once::new();
+
 impl LapicTimer {
-    /// The timer of the local APIC [`local_apic::init`] enabled.
+    /// The timer of the executing CPU's local APIC (enabled by
+    /// [`local_apic::init`] or [`local_apic::init_secondary`]).
     pub fn new(description: &TimerDescription) -> Result<Self, InterruptError> {
         let lapic = local_apic::get().ok_or(InterruptError::WrongHardware)?;
         if !tsc_is_invariant() {
@@ -52,8 +57,14 @@ impl LapicTimer {
             let (port, bits) = description
                 .pm_timer
                 .ok_or(InterruptError::TimerUncalibrated)?;
-            let apic_hz = calibrate_apic(lapic, port, bits)?;
-            log::info!(target: "timer", "local APIC timer at {} kHz (ACPI PM timer)", apic_hz / 1000);
+            let apic_hz = match CALIBRATED_HZ.get() {
+                Some(&hz) => hz,
+                None => {
+                    let hz = calibrate_apic(lapic, port, bits)?;
+                    log::info!(target: "timer", "local APIC timer at {} kHz (ACPI PM timer)", hz / 1000);
+                    *CALIBRATED_HZ.call_once(|| hz)
+                }
+            };
             Mode::OneShot {
                 apic_hz,
                 tsc_hz: description.counter_hz,

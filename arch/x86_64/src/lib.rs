@@ -32,6 +32,9 @@ use stratus_arch::{
     PortIo, Power, PowerMethods, StartError, TimerDescription,
 };
 
+/// The GS segment base MSR: the per-CPU register.
+const IA32_GS_BASE: u32 = 0xc000_0101;
+
 /// The x86_64 architecture.
 pub struct X86_64;
 
@@ -112,6 +115,17 @@ impl Multiprocessor for X86_64 {
         gdt::init_secondary(exception_stack_top);
         exceptions::init();
     }
+
+    fn set_cpu_local(value: u64) {
+        // SAFETY: IA32_GS_BASE only sets the GS segment base, which kernel
+        // code reaches solely through this trait; no memory is touched.
+        unsafe { x86_64::registers::model_specific::Msr::new(IA32_GS_BASE).write(value) }
+    }
+
+    fn cpu_local() -> u64 {
+        // SAFETY: reading IA32_GS_BASE has no side effects.
+        unsafe { x86_64::registers::model_specific::Msr::new(IA32_GS_BASE).read() }
+    }
 }
 
 impl Power for X86_64 {
@@ -143,6 +157,15 @@ impl InterruptSetup for X86_64 {
     }
 
     fn init_timer(timer: &TimerDescription) -> Result<Self::Timer, InterruptError> {
+        lapic_timer::LapicTimer::new(timer)
+    }
+
+    fn init_secondary_interrupts(_per_cpu: &[InterruptId]) -> Result<(), InterruptError> {
+        // The IDT is shared and local vectors need no per-line unmasking.
+        local_apic::init_secondary().map(|_| ())
+    }
+
+    fn init_secondary_timer(timer: &TimerDescription) -> Result<Self::Timer, InterruptError> {
         lapic_timer::LapicTimer::new(timer)
     }
 

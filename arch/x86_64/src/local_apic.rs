@@ -99,12 +99,38 @@ pub fn init(phys: u64, map: MapRegisters<'_>) -> Result<LocalApic, InterruptErro
         unsafe { base_msr.write(base | APIC_GLOBAL_ENABLE) };
         LocalApic::XApic { virt }
     };
+    configure(lapic);
+    Ok(*LOCAL_APIC.call_once(|| lapic))
+}
+
+/// Accepts every priority, masks the timer, LINT0 and error entries, and
+/// software-enables the APIC of the executing CPU.
+fn configure(lapic: LocalApic) {
     lapic.write(TPR, 0);
     lapic.write(LVT_TIMER, LVT_MASKED);
     lapic.write(LVT_LINT0, LVT_MASKED);
     lapic.write(LVT_ERROR, LVT_MASKED);
     lapic.write(SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
-    Ok(*LOCAL_APIC.call_once(|| lapic))
+}
+
+/// Enables the executing secondary CPU's local APIC in the mode the boot
+/// CPU chose ([`init`]): each CPU's APIC has its own enable bits, while the
+/// xAPIC register page sits at the same address on every CPU.
+pub fn init_secondary() -> Result<LocalApic, InterruptError> {
+    let lapic = get().ok_or(InterruptError::WrongHardware)?;
+    let mut base_msr = Msr::new(IA32_APIC_BASE);
+    // SAFETY: as in `init`: the boot CPU found the mode supported; this
+    // CPU is of the same kind.
+    unsafe {
+        let base = base_msr.read();
+        let mode = match lapic {
+            LocalApic::X2Apic => APIC_GLOBAL_ENABLE | X2APIC_ENABLE,
+            LocalApic::XApic { .. } => APIC_GLOBAL_ENABLE,
+        };
+        base_msr.write(base | mode);
+    }
+    configure(lapic);
+    Ok(lapic)
 }
 
 impl LocalApic {

@@ -41,8 +41,12 @@ const SCI_EN: u16 = 1;
 /// needs.
 const SCI_EN_POLLS: u32 = 200_000;
 /// Reads of PM1a control after the sleep request, giving the platform time
-/// to remove power before the caller reports failure.
-const SLEEP_SETTLE_POLLS: u32 = 100_000;
+/// to remove power before the caller reports failure: a hypervisor acts on
+/// the request from its main loop, which a busy host delays (100,000 reads,
+/// about 0.1 s under QEMU's TCG, were seen to be too short there). Each read
+/// is a port access of at least a microsecond, so this waits a few seconds
+/// at most, and only where S5 did not work.
+const SLEEP_SETTLE_POLLS: u32 = 5_000_000;
 
 /// Writes `SLP_TYPx | SLP_EN` to the PM1 control registers, taking the ACPI
 /// hardware from the firmware first where it still owns it.

@@ -12,6 +12,7 @@
 //!
 //! Only the boot CPU's timer exists for now; SMP gives each CPU its own.
 
+use crate::cpu_local::{self, MAX_CPUS};
 use crate::irq::{Interrupts, IrqError};
 use crate::irq_lock::IrqSafeSpinlock;
 use crate::time;
@@ -211,10 +212,14 @@ struct ArchFns {
 }
 
 static ARCH: spin::Once<ArchFns> = spin::Once::new();
-static BOOT_CPU_TIMER: spin::Once<DeadlineTimer> = spin::Once::new();
+/// Each CPU's deadline timer, by [`cpu_local::index`].
+static TIMERS: [spin::Once<DeadlineTimer>; MAX_CPUS] = [const { spin::Once::new() }; MAX_CPUS];
+/// The timer's description and interrupt id as the boot CPU set them up:
+/// secondary CPUs build theirs the same way.
+static SETUP: spin::Once<(TimerDescription, InterruptId)> = spin::Once::new();
 
 fn on_timer_interrupt(_id: InterruptId) {
-    if let (Some(arch), Some(timer)) = (ARCH.get(), BOOT_CPU_TIMER.get()) {
+    if let (Some(arch), Some(timer)) = (ARCH.get(), this_cpu()) {
         timer.handle_interrupt((arch.ticks)());
     }
 }
@@ -241,12 +246,31 @@ pub fn init<A: Arch>(
     let mut hardware = A::init_timer(description)?;
     let id = interrupts.request_line(description.line, on_timer_interrupt)?;
     hardware.bind(id);
-    Ok(BOOT_CPU_TIMER.call_once(|| DeadlineTimer::new(Box::new(hardware))))
+    SETUP.call_once(|| (*description, id));
+    Ok(TIMERS[0].call_once(|| DeadlineTimer::new(Box::new(hardware))))
 }
 
-/// This CPU's deadline timer, once [`init`] succeeded.
+/// The timer interrupt's id, once the boot CPU's timer exists: a per-CPU
+/// interrupt each secondary CPU unmasks for itself.
+pub fn interrupt_id() -> Option<InterruptId> {
+    SETUP.get().map(|&(_, id)| id)
+}
+
+/// Builds the executing secondary CPU's timer like the boot CPU's.
+pub fn init_secondary<A: Arch>() -> Result<&'static DeadlineTimer, TimerError> {
+    let &(description, id) = SETUP.get().ok_or(TimerError::NotInitialised)?;
+    let slot = TIMERS
+        .get(cpu_local::index())
+        .ok_or(TimerError::NotInitialised)?;
+    let mut hardware = A::init_secondary_timer(&description)?;
+    hardware.bind(id);
+    Ok(slot.call_once(|| DeadlineTimer::new(Box::new(hardware))))
+}
+
+/// This CPU's deadline timer, once [`init`] (boot CPU) or
+/// [`init_secondary`] succeeded on it.
 pub fn this_cpu() -> Option<&'static DeadlineTimer> {
-    BOOT_CPU_TIMER.get()
+    TIMERS.get(cpu_local::index())?.get()
 }
 
 /// The clock in ticks (the CPU counter), once the kernel has booted.
@@ -278,7 +302,7 @@ pub fn sleep(duration: Duration) -> Result<(), TimerError> {
     let arch = ARCH.get().copied().ok_or(TimerError::NotInitialised)?;
     let ticks = duration_to_ticks(duration).ok_or(TimerError::NotInitialised)?;
     let end = (arch.ticks)().saturating_add(ticks);
-    let timer = BOOT_CPU_TIMER.get();
+    let timer = this_cpu();
     let was_enabled = (arch.enabled)();
     let Some(timer) = timer.filter(|_| was_enabled) else {
         while (arch.ticks)() < end {

@@ -3,8 +3,11 @@
 //!
 //! For bare-metal builds (`target_os = "none"`) it links the binary with
 //! `platforms/<arch>/kernel.ld`, the layout the Limine-protocol loaders
-//! expect: a static ELF in the top 2 GiB, one PT_LOAD per permission, the
-//! Limine requests kept between their markers. Host builds are left alone.
+//! expect: a static position-independent executable linked in the top 2 GiB
+//! (the loader slides it and applies its relocations), one PT_LOAD per
+//! permission, the Limine requests kept between their markers. It needs no
+//! rustflags, so a kernel crate anywhere builds with plain `cargo build`.
+//! Host builds are left alone.
 
 use std::env;
 use std::path::PathBuf;
@@ -32,7 +35,15 @@ pub fn link_kernel() {
     );
     println!("cargo:rerun-if-changed={}", script.display());
     println!("cargo:rustc-link-arg-bins=-T{}", script.display());
+    // A static position-independent executable: x86_64-unknown-none links one by
+    // default; aarch64-unknown-none compiles with the static relocation model, so
+    // its absolute addresses in read-only data become dynamic relocations there
+    // (`-z notext`), which the loader applies before it maps the kernel.
+    println!("cargo:rustc-link-arg-bins=-pie");
     println!("cargo:rustc-link-arg-bins=--no-dynamic-linker");
+    if arch == "aarch64" {
+        println!("cargo:rustc-link-arg-bins=-znotext");
+    }
     println!("cargo:rustc-link-arg-bins=-znoexecstack");
 }
 

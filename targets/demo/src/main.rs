@@ -10,7 +10,9 @@
 //! ready line (with QEMU's exit devices carrying the status). Interrupt
 //! checks (see `interrupt_tests`): `test=timer`, `test=sleep`,
 //! `test=irq-storm`, `test=ipi`, `test=isa-irq` (x86), and
-//! `bench=irq-latency`.
+//! `bench=irq-latency`. Every-CPU checks (see `all_cpus`): `test=ipi-all`,
+//! `test=timer-all`, `test=irq-storm-all`, `test=power-off-cpu1`, and
+//! `bench=ipi-latency`.
 #![no_std]
 #![no_main]
 
@@ -19,6 +21,7 @@ use platform_aarch64 as platform;
 #[cfg(target_arch = "x86_64")]
 use platform_x86_64 as platform;
 
+mod all_cpus;
 mod interrupt_tests;
 
 use platform::Kernel;
@@ -30,8 +33,18 @@ platform::kernel_main!(main);
 /// image and far from the direct map and the device window.
 const UNMAPPED_ADDRESS: u64 = 0xffff_fff0_dead_0000;
 
+/// Where `platforms/*/kernel.ld` links the kernel; the loader may place it
+/// higher (KASLR), and the Limine executable address response says where.
+const LINK_BASE: u64 = 0xffff_ffff_8000_0000;
+
 fn main(mut kernel: Kernel) -> ! {
     let cmdline = kernel.cmdline();
+    let virt = kernel.boot.kernel_virt_base;
+    log::info!(
+        "demo: kernel image at virt {virt:#x} phys {:#x} (slide {:#x})",
+        kernel.boot.kernel_phys_base,
+        virt.wrapping_sub(LINK_BASE)
+    );
     match cmdline.get("test") {
         Some("page-fault") => {
             log::info!("test: reading unmapped address {UNMAPPED_ADDRESS:#x}");
@@ -53,6 +66,10 @@ fn main(mut kernel: Kernel) -> ! {
             let value = unsafe { core::ptr::read_volatile(stack.guard as *const u64) };
             panic!("guard page {:#x} is mapped (read {value:#x})", stack.guard);
         }
+        Some("power-off-cpu1") => {
+            kernel.print_ready_line();
+            all_cpus::power_off_from_cpu1();
+        }
         Some("power-off") => {
             kernel.print_ready_line();
             kernel.shutdown(ExitStatus::Success);
@@ -61,13 +78,20 @@ fn main(mut kernel: Kernel) -> ! {
         Some("sleep") => interrupt_tests::sleep_100ms(),
         Some("irq-storm") => interrupt_tests::storm(),
         Some("ipi") => interrupt_tests::self_ipi(),
+        Some("ipi-all") => all_cpus::ipi_all(),
+        Some("timer-all") => all_cpus::timer_all(),
+        Some("irq-storm-all") => all_cpus::storm_all(),
         Some("isa-irq") => interrupt_tests::isa_irq(<platform::Arch as Arch>::port_io()),
         Some(other) => log::warn!("unknown test '{other}' ignored"),
         None => {}
     }
     kernel.print_ready_line();
     // After the ready line, so that boot_ms is not counted with it.
-    if cmdline.is("bench", "irq-latency") {
+    let bench = cmdline.get("bench").unwrap_or("");
+    if bench.split(',').any(|b| b == "ipi-latency") {
+        all_cpus::ipi_latency_bench();
+    }
+    if bench.split(',').any(|b| b == "irq-latency") {
         interrupt_tests::latency_bench();
     }
     if cmdline.is("exit", "qemu") {

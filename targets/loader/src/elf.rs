@@ -5,8 +5,9 @@
 //! `0xffffffff80000000`, no overlapping segments, no page shared by segments with
 //! different permissions), plus a few more a loader that never panics needs
 //! (every offset and size is bounds- and overflow-checked, the entry point must lie
-//! in a loaded segment). Our kernels are static: an `ET_DYN` file with a
-//! `PT_DYNAMIC` segment (one that would need relocating) is refused.
+//! in a loaded segment, executable, and not in its bss). An `ET_DYN` file
+//! (our kernels are static PIEs) is relocatable: its `PT_DYNAMIC` segment is
+//! recorded for [`crate::reloc`].
 //!
 //! Virtual layout: the image spans `virtual_base..virtual_base + image_size`
 //! (page-aligned), is loaded physically contiguous, and every segment lands at
@@ -81,9 +82,9 @@ pub enum ElfError {
         /// `e_type` found.
         found: u16,
     },
-    /// An `ET_DYN` file with a `PT_DYNAMIC` segment would need relocations.
-    NeedsRelocation,
-    /// `e_phentsize` is smaller than an ELF64 program header.
+    /// More than one `PT_DYNAMIC` segment.
+    SeveralDynamicSegments,
+    /// `e_phentsize` is not the size of an ELF64 program header (56).
     BadPhentsize {
         /// `e_phentsize` found.
         found: u16,
@@ -161,6 +162,30 @@ pub enum ElfError {
         /// `e_entry`.
         entry: u64,
     },
+    /// The entry point lies in a segment that is not executable.
+    EntryNotExecutable {
+        /// `e_entry`.
+        entry: u64,
+        /// Program header index of the segment holding it.
+        index: usize,
+    },
+    /// The entry point lies in a segment's zero-filled tail (bss), past its file bytes.
+    EntryInBss {
+        /// `e_entry`.
+        entry: u64,
+        /// Program header index of the segment holding it.
+        index: usize,
+    },
+    /// A segment's file offset and address differ modulo the page size, so its
+    /// pages cannot be mapped from the file as they are laid out.
+    OffsetAddressMismatch {
+        /// Program header index.
+        index: usize,
+        /// `p_offset`.
+        offset: u64,
+        /// `p_vaddr`.
+        vaddr: u64,
+    },
     /// The buffer given to [`Executable::load_into`] is smaller than the image.
     BufferTooSmall {
         /// Bytes needed.
@@ -213,13 +238,10 @@ impl fmt::Display for ElfError {
             Self::BadType { found } => {
                 write!(f, "e_type is {found}, neither ET_EXEC (2) nor ET_DYN (3)")
             }
-            Self::NeedsRelocation => f.write_str(
-                "ET_DYN executable with a PT_DYNAMIC segment: relocation is not supported, \
-                 link the kernel statically",
-            ),
+            Self::SeveralDynamicSegments => f.write_str("more than one PT_DYNAMIC segment"),
             Self::BadPhentsize { found } => write!(
                 f,
-                "e_phentsize is {found}, smaller than an ELF64 program header ({PHDR_SIZE})"
+                "e_phentsize is {found}, not the size of an ELF64 program header ({PHDR_SIZE})"
             ),
             Self::ProgramHeadersOutOfFile {
                 offset,
@@ -281,6 +303,24 @@ impl fmt::Display for ElfError {
                     "entry point {entry:#x} is not inside any PT_LOAD segment"
                 )
             }
+            Self::EntryNotExecutable { entry, index } => write!(
+                f,
+                "entry point {entry:#x} is in program header {index}, which is not executable"
+            ),
+            Self::EntryInBss { entry, index } => write!(
+                f,
+                "entry point {entry:#x} is in the zero-filled part (bss) of program header \
+                 {index}, past its file bytes"
+            ),
+            Self::OffsetAddressMismatch {
+                index,
+                offset,
+                vaddr,
+            } => write!(
+                f,
+                "program header {index}: p_offset {offset:#x} and p_vaddr {vaddr:#x} differ \
+                 modulo the page size ({PAGE_SIZE:#x})"
+            ),
             Self::BufferTooSmall { needed, given } => {
                 write!(f, "load buffer is {given} bytes, the image needs {needed}")
             }
@@ -359,6 +399,12 @@ pub struct Executable {
     pub scan_start: u64,
     /// End (exclusive) of the scan range, relative to `virtual_base`.
     pub scan_end: u64,
+    /// Whether the file is `ET_DYN` (position independent): the loader may place
+    /// it at another address than it was linked at and then applies its
+    /// relocations (see [`crate::reloc`]).
+    pub relocatable: bool,
+    /// `(p_vaddr, p_memsz)` of the `PT_DYNAMIC` segment of an `ET_DYN` file.
+    pub dynamic: Option<(u64, u64)>,
     segments: [Segment; MAX_SEGMENTS],
     count: usize,
 }
@@ -423,7 +469,7 @@ pub fn parse(file: &[u8], arch: Arch) -> Result<Executable, ElfError> {
     let phoff = read_u64(file, 32);
     let phentsize = read_u16(file, 54);
     let phnum = read_u16(file, 56);
-    if usize::from(phentsize) < PHDR_SIZE {
+    if usize::from(phentsize) != PHDR_SIZE {
         return Err(ElfError::BadPhentsize { found: phentsize });
     }
     let table_end = u64::from(phnum)
@@ -442,12 +488,16 @@ pub fn parse(file: &[u8], arch: Arch) -> Result<Executable, ElfError> {
     let mut count = 0;
     let mut max_align = PAGE_SIZE;
     let mut last_bss = 0;
+    let mut dynamic = None;
     for index in 0..usize::from(phnum) {
         // In bounds: checked against table_end above.
         let ph = phoff as usize + index * usize::from(phentsize);
         let p_type = read_u32(file, ph);
         if p_type == PT_DYNAMIC && e_type == ET_DYN {
-            return Err(ElfError::NeedsRelocation);
+            if dynamic.is_some() {
+                return Err(ElfError::SeveralDynamicSegments);
+            }
+            dynamic = Some((read_u64(file, ph + 16), read_u64(file, ph + 40)));
         }
         let seg = Segment {
             index,
@@ -494,6 +544,13 @@ pub fn parse(file: &[u8], arch: Arch) -> Result<Executable, ElfError> {
         {
             return Err(ElfError::AddressOverflow { index });
         }
+        if seg.offset % PAGE_SIZE != seg.vaddr % PAGE_SIZE {
+            return Err(ElfError::OffsetAddressMismatch {
+                index,
+                offset: seg.offset,
+                vaddr: seg.vaddr,
+            });
+        }
         if seg.align > 1 && (!seg.align.is_power_of_two() || seg.align > MAX_ALIGN) {
             return Err(ElfError::BadAlignment {
                 index,
@@ -530,9 +587,7 @@ pub fn parse(file: &[u8], arch: Arch) -> Result<Executable, ElfError> {
             }
         }
     }
-    if !loaded.iter().any(|s| entry >= s.vaddr && entry < s.end()) {
-        return Err(ElfError::EntryOutsideSegments { entry });
-    }
+    check_entry(loaded, entry)?;
 
     let min_vaddr = loaded.iter().map(|s| s.vaddr).min().unwrap_or(0);
     let max_end = loaded.iter().map(Segment::end).max().unwrap_or(0);
@@ -548,12 +603,65 @@ pub fn parse(file: &[u8], arch: Arch) -> Result<Executable, ElfError> {
         max_align,
         scan_start,
         scan_end: scan_start + align_down(before_bss, 8),
+        relocatable: e_type == ET_DYN,
+        dynamic,
         segments,
         count,
     })
 }
 
+/// Checks that `entry` can start the kernel: inside a loaded segment, which is
+/// executable, and within that segment's file bytes (not its bss, which is zero).
+fn check_entry(segments: &[Segment], entry: u64) -> Result<(), ElfError> {
+    let Some(seg) = segments
+        .iter()
+        .find(|s| entry >= s.vaddr && entry - s.vaddr < s.memsz)
+    else {
+        return Err(ElfError::EntryOutsideSegments { entry });
+    };
+    if !seg.executable() {
+        return Err(ElfError::EntryNotExecutable {
+            entry,
+            index: seg.index,
+        });
+    }
+    if entry - seg.vaddr >= seg.filesz {
+        return Err(ElfError::EntryInBss {
+            entry,
+            index: seg.index,
+        });
+    }
+    Ok(())
+}
+
 impl Executable {
+    /// Checks an entry point other than `e_entry` (the Limine entry point
+    /// request) the same way [`parse`] checks `e_entry`.
+    ///
+    /// # Errors
+    ///
+    /// [`ElfError::EntryOutsideSegments`], [`ElfError::EntryNotExecutable`] or
+    /// [`ElfError::EntryInBss`].
+    pub fn check_entry(&self, entry: u64) -> Result<(), ElfError> {
+        check_entry(self.segments(), entry)
+    }
+
+    /// The same executable placed `slide` bytes above its link address: entry
+    /// point, base and segments moved (the image bytes are relocated separately
+    /// with [`crate::reloc::apply`]). The caller keeps the image in the top
+    /// 2 GiB (see [`crate::reloc::choose_slide`]), so nothing wraps.
+    #[must_use]
+    pub fn slid(&self, slide: u64) -> Self {
+        let mut moved = *self;
+        moved.entry = self.entry.wrapping_add(slide);
+        moved.virtual_base = self.virtual_base.wrapping_add(slide);
+        moved.dynamic = self.dynamic.map(|(va, len)| (va.wrapping_add(slide), len));
+        for seg in &mut moved.segments[..moved.count] {
+            seg.vaddr = seg.vaddr.wrapping_add(slide);
+        }
+        moved
+    }
+
     /// The loadable segments, in program header order.
     #[must_use]
     pub fn segments(&self) -> &[Segment] {
@@ -591,37 +699,43 @@ impl Executable {
     }
 }
 
+/// Writes an ELF64 header and program headers (at offset 64) into the start of
+/// `out`, for host tests and fuzz corpora. Each program header is `[p_type,
+/// p_flags, p_offset, p_vaddr (also p_paddr), p_filesz, p_memsz, p_align]`.
+///
+/// # Panics
+///
+/// If `out` is shorter than the headers.
+#[doc(hidden)]
+pub fn write_headers(out: &mut [u8], machine: u16, e_type: u16, entry: u64, phdrs: &[[u64; 7]]) {
+    out[0..4].copy_from_slice(b"\x7fELF");
+    out[4..7].copy_from_slice(&[2, 1, 1]);
+    out[16..18].copy_from_slice(&e_type.to_le_bytes());
+    out[18..20].copy_from_slice(&machine.to_le_bytes());
+    out[20..24].copy_from_slice(&1u32.to_le_bytes());
+    out[24..32].copy_from_slice(&entry.to_le_bytes());
+    out[32..40].copy_from_slice(&(EHDR_SIZE as u64).to_le_bytes());
+    out[52..54].copy_from_slice(&(EHDR_SIZE as u16).to_le_bytes());
+    out[54..56].copy_from_slice(&(PHDR_SIZE as u16).to_le_bytes());
+    out[56..58].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+    for (i, p) in phdrs.iter().enumerate() {
+        let o = EHDR_SIZE + i * PHDR_SIZE;
+        out[o..o + 4].copy_from_slice(&(p[0] as u32).to_le_bytes());
+        out[o + 4..o + 8].copy_from_slice(&(p[1] as u32).to_le_bytes());
+        for (k, v) in [p[2], p[3], p[3], p[4], p[5], p[6]].iter().enumerate() {
+            out[o + 8 + 8 * k..o + 16 + 8 * k].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Builds a minimal ELF64 file: header, program headers, then `payload` at 0x1000.
+    /// Builds a minimal ELF64 file: headers, then numbered bytes from 0x1000 to 0x3000.
     pub(crate) fn build(machine: u16, e_type: u16, entry: u64, phdrs: &[[u64; 7]]) -> Vec<u8> {
         let mut f = vec![0u8; 0x3000];
-        f[0..4].copy_from_slice(b"\x7fELF");
-        f[4] = 2;
-        f[5] = 1;
-        f[6] = 1;
-        f[16..18].copy_from_slice(&e_type.to_le_bytes());
-        f[18..20].copy_from_slice(&machine.to_le_bytes());
-        f[20..24].copy_from_slice(&1u32.to_le_bytes());
-        f[24..32].copy_from_slice(&entry.to_le_bytes());
-        f[32..40].copy_from_slice(&64u64.to_le_bytes());
-        f[52..54].copy_from_slice(&64u16.to_le_bytes());
-        f[54..56].copy_from_slice(&56u16.to_le_bytes());
-        f[56..58].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
-        for (i, p) in phdrs.iter().enumerate() {
-            // [type, flags, offset, vaddr, filesz, memsz, align]
-            let o = 64 + i * 56;
-            f[o..o + 4].copy_from_slice(&(p[0] as u32).to_le_bytes());
-            f[o + 4..o + 8].copy_from_slice(&(p[1] as u32).to_le_bytes());
-            f[o + 8..o + 16].copy_from_slice(&p[2].to_le_bytes());
-            f[o + 16..o + 24].copy_from_slice(&p[3].to_le_bytes());
-            f[o + 24..o + 32].copy_from_slice(&p[3].to_le_bytes());
-            f[o + 32..o + 40].copy_from_slice(&p[4].to_le_bytes());
-            f[o + 40..o + 48].copy_from_slice(&p[5].to_le_bytes());
-            f[o + 48..o + 56].copy_from_slice(&p[6].to_le_bytes());
-        }
+        write_headers(&mut f, machine, e_type, entry, phdrs);
         for (i, b) in f[0x1000..0x3000].iter_mut().enumerate() {
             *b = (i % 251) as u8 + 1;
         }
@@ -633,16 +747,15 @@ mod tests {
     const RW: u64 = (PF_R | PF_W) as u64;
     const LOAD: u64 = PT_LOAD as u64;
 
+    fn kernel_phdrs() -> [[u64; 7]; 2] {
+        [
+            [LOAD, RX, 0x1000, BASE, 0x1000, 0x1000, 0x1000],
+            [LOAD, RW, 0x2000, BASE + 0x1000, 0x800, 0x3000, 0x1000],
+        ]
+    }
+
     fn kernel() -> Vec<u8> {
-        build(
-            EM_X86_64,
-            ET_EXEC,
-            BASE + 0x10,
-            &[
-                [LOAD, RX, 0x1000, BASE, 0x1000, 0x1000, 0x1000],
-                [LOAD, RW, 0x2000, BASE + 0x1000, 0x800, 0x3000, 0x1000],
-            ],
-        )
+        build(EM_X86_64, ET_EXEC, BASE + 0x10, &kernel_phdrs())
     }
 
     #[test]
@@ -731,11 +844,19 @@ mod tests {
             parse(&bad, Arch::X86_64),
             Err(ElfError::BadType { found: 1 })
         );
+        for size in [32u16, 55, 57, 64] {
+            let mut bad = file.clone();
+            bad[54..56].copy_from_slice(&size.to_le_bytes());
+            assert_eq!(
+                parse(&bad, Arch::X86_64),
+                Err(ElfError::BadPhentsize { found: size })
+            );
+        }
         let mut bad = file.clone();
-        bad[54] = 32;
+        bad[54] = 64;
         assert_eq!(
-            parse(&bad, Arch::X86_64),
-            Err(ElfError::BadPhentsize { found: 32 })
+            parse(&bad, Arch::X86_64).unwrap_err().to_string(),
+            "e_phentsize is 64, not the size of an ELF64 program header (56)"
         );
         // Program headers cut off by truncation.
         let err = parse(&file[..100], Arch::X86_64).unwrap_err();
@@ -825,7 +946,7 @@ mod tests {
         assert_eq!(
             two(
                 [LOAD, RX, 0x1000, BASE, 0x1000, 0x1000, 0x1000],
-                [LOAD, RX, 0x1000, BASE + 0x800, 0x100, 0x100, 0x1000]
+                [LOAD, RX, 0x1800, BASE + 0x800, 0x100, 0x100, 0x1000]
             ),
             Err(ElfError::Overlap {
                 first: 0,
@@ -853,13 +974,105 @@ mod tests {
     }
 
     #[test]
-    fn et_dyn_without_dynamic_is_accepted_but_relocations_are_not() {
+    fn et_dyn_is_relocatable_and_records_its_dynamic_segment() {
         let p = [LOAD, RX, 0x1000, BASE, 0x100, 0x100, 0x20_0000];
         let exe = parse(&build(EM_X86_64, ET_DYN, BASE, &[p]), Arch::X86_64).unwrap();
         assert_eq!(exe.max_align, 0x20_0000);
-        let dynamic = [PT_DYNAMIC as u64, RW, 0x1000, BASE, 0x10, 0x10, 8];
-        let err = parse(&build(EM_X86_64, ET_DYN, BASE, &[p, dynamic]), Arch::X86_64);
-        assert_eq!(err, Err(ElfError::NeedsRelocation));
+        assert!(exe.relocatable && exe.dynamic.is_none());
+        let dynamic = [PT_DYNAMIC as u64, RW, 0x1000, BASE + 0x40, 0x20, 0x20, 8];
+        let exe = parse(&build(EM_X86_64, ET_DYN, BASE, &[p, dynamic]), Arch::X86_64).unwrap();
+        assert_eq!(exe.dynamic, Some((BASE + 0x40, 0x20)));
+        let moved = exe.slid(0x20_0000);
+        assert_eq!(moved.entry, BASE + 0x20_0000);
+        assert_eq!(moved.virtual_base, BASE + 0x20_0000);
+        assert_eq!(moved.segments()[0].vaddr, BASE + 0x20_0000);
+        assert_eq!(moved.dynamic, Some((BASE + 0x20_0040, 0x20)));
+        assert_eq!(moved.image_size, exe.image_size);
+        let err = parse(
+            &build(EM_X86_64, ET_DYN, BASE, &[p, dynamic, dynamic]),
+            Arch::X86_64,
+        );
+        assert_eq!(err, Err(ElfError::SeveralDynamicSegments));
+        // A fixed-address executable is not relocatable, PT_DYNAMIC or not.
+        let exe = parse(
+            &build(EM_X86_64, ET_EXEC, BASE, &[p, dynamic]),
+            Arch::X86_64,
+        )
+        .unwrap();
+        assert!(!exe.relocatable && exe.dynamic.is_none());
+    }
+
+    #[test]
+    fn entry_must_be_in_executable_file_bytes() {
+        let file = |entry| build(EM_X86_64, ET_EXEC, entry, &kernel_phdrs());
+        assert!(parse(&file(BASE + 0xfff), Arch::X86_64).is_ok());
+        // In the writable data segment's file bytes, then in its bss.
+        let err = parse(&file(BASE + 0x1000), Arch::X86_64).unwrap_err();
+        assert_eq!(
+            err,
+            ElfError::EntryNotExecutable {
+                entry: BASE + 0x1000,
+                index: 1
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "entry point 0xffffffff80001000 is in program header 1, which is not executable"
+        );
+        assert_eq!(
+            parse(&file(BASE + 0x2000), Arch::X86_64),
+            Err(ElfError::EntryNotExecutable {
+                entry: BASE + 0x2000,
+                index: 1
+            })
+        );
+        // An executable segment whose tail is bss.
+        let rwx_bss = [LOAD, RX, 0x1000, BASE, 0x800, 0x2000, 0x1000];
+        let exe = build(EM_X86_64, ET_EXEC, BASE + 0x900, &[rwx_bss]);
+        let err = parse(&exe, Arch::X86_64).unwrap_err();
+        assert_eq!(
+            err,
+            ElfError::EntryInBss {
+                entry: BASE + 0x900,
+                index: 0
+            }
+        );
+        assert!(err.to_string().contains("zero-filled part (bss)"));
+        // The Limine entry point request goes through the same check.
+        let exe = parse(&file(BASE), Arch::X86_64).unwrap();
+        assert!(exe.check_entry(BASE + 0x20).is_ok());
+        assert!(matches!(
+            exe.check_entry(BASE + 0x1800),
+            Err(ElfError::EntryNotExecutable { .. })
+        ));
+        assert!(matches!(
+            exe.check_entry(BASE + 0x9000),
+            Err(ElfError::EntryOutsideSegments { .. })
+        ));
+    }
+
+    #[test]
+    fn offset_and_address_must_agree_modulo_the_page_size() {
+        let seg = [LOAD, RX, 0x1010, BASE, 0x100, 0x100, 0x1000];
+        let err = parse(&build(EM_X86_64, ET_EXEC, BASE, &[seg]), Arch::X86_64).unwrap_err();
+        assert_eq!(
+            err,
+            ElfError::OffsetAddressMismatch {
+                index: 0,
+                offset: 0x1010,
+                vaddr: BASE
+            }
+        );
+        assert!(err.to_string().contains("differ modulo the page size"));
+        // Same remainder, different pages: fine.
+        let seg = [LOAD, RX, 0x1010, BASE + 0x5010, 0x100, 0x100, 0x1000];
+        assert!(
+            parse(
+                &build(EM_X86_64, ET_EXEC, BASE + 0x5010, &[seg]),
+                Arch::X86_64
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! the host:
 //!
 //! - [`elf`]: ELF64 executable validation and loading into a buffer.
+//! - [`reloc`]: the slide of a position-independent kernel and its relocations.
 //! - [`requests`]: request/base-revision scanning exactly as Limine 8.x does it.
 //! - [`responses`]: byte-exact layouts of the responses, written into a bump arena.
 //! - [`memory_map`]: UEFI memory descriptors to Limine memory map entries.
@@ -13,6 +14,7 @@
 //!   and the plan of mappings Limine sets up for each base revision.
 //! - [`fdt`]: removal of `memory@` nodes from a device tree blob.
 //! - [`date`]: UEFI calendar time to a UNIX timestamp.
+//! - [`pages`]: page counts of aligned allocation requests.
 //! - [`acpi`]: the I/O APICs listed in the MADT (to mask them on x86_64).
 //!
 //! [Limine boot protocol]: https://github.com/limine-bootloader/limine/blob/v8.x/PROTOCOL.md
@@ -24,7 +26,9 @@ pub mod date;
 pub mod elf;
 pub mod fdt;
 pub mod memory_map;
+pub mod pages;
 pub mod paging;
+pub mod reloc;
 pub mod requests;
 pub mod responses;
 
@@ -84,7 +88,8 @@ impl Arch {
     }
 
     /// Start of the higher half direct map under 4-level paging, as Limine 8.x
-    /// chooses it (no randomisation: our kernels are not relocatable).
+    /// chooses it when it does not randomise it (it randomises it only for a
+    /// relocatable kernel that makes a paging-mode request, which ours do not).
     #[must_use]
     pub const fn hhdm_offset(self) -> u64 {
         match self {
@@ -105,15 +110,16 @@ impl Arch {
     }
 }
 
-/// Most bytes of command line taken from `\boot\stratus.cmdline`.
-pub const MAX_CMDLINE: usize = 4096;
+/// Largest command-line file (`\boot\stratus.cmdline`) the loader reads; a larger
+/// one stops the boot with a message. Below this there is no limit: the first line
+/// is handed over whole (Limine has none either), never cut.
+pub const MAX_CMDLINE_FILE: usize = 1 << 20;
 
 /// The kernel command line from the contents of the command-line file: its first
 /// line, without the line ending, cut at the first NUL (it is handed over as a C
-/// string), at most [`MAX_CMDLINE`] bytes; empty when the file is empty.
+/// string); empty when the file is empty. Any length is kept.
 #[must_use]
 pub fn command_line(raw: &[u8]) -> &[u8] {
-    let raw = &raw[..raw.len().min(MAX_CMDLINE)];
     let end = raw
         .iter()
         .position(|&b| b == b'\n' || b == b'\r' || b == 0)
@@ -131,7 +137,11 @@ mod tests {
         assert_eq!(command_line(b"fault=pagefault\n"), b"fault=pagefault");
         assert_eq!(command_line(b"a b\r\nsecond line\n"), b"a b");
         assert_eq!(command_line(b"x\0y"), b"x");
-        assert_eq!(command_line(&[b'z'; 5000]).len(), MAX_CMDLINE);
+        // A switch after byte 4096 is kept (it used to be cut there).
+        let mut long = vec![b'z'; 5000];
+        long.extend_from_slice(b" exit=qemu\n");
+        assert_eq!(command_line(&long), &long[..long.len() - 1]);
+        assert!(command_line(&long).ends_with(b" exit=qemu"));
     }
 
     #[test]

@@ -108,6 +108,7 @@ impl ImageContents {
 
 /// The `limine.conf` for genuine Limine 8.x: one entry, the kernel picked by `${ARCH}`.
 /// `kernel_path`, not `path`: Limine 8.2 knows only `kernel_path`, later versions both.
+/// A `nokaslr` word on the command line adds `kaslr: no`.
 pub fn limine_conf(cmdline: &[u8]) -> Result<Vec<u8>, ImageError> {
     if cmdline.iter().any(|&b| b == b'\n' || b == b'\r') {
         return Err(ImageError::CmdlineHasLineBreak);
@@ -123,6 +124,14 @@ timeout: 0\n\
             .to_vec();
     conf.extend_from_slice(cmdline);
     conf.push(b'\n');
+    // `nokaslr` keeps the kernel at its link address under our loader; Limine's
+    // spelling of the same is the entry option `kaslr: no`.
+    if cmdline
+        .split(|b| b.is_ascii_whitespace())
+        .any(|word| word == b"nokaslr")
+    {
+        conf.extend_from_slice(b"    kaslr: no\n");
+    }
     Ok(conf)
 }
 
@@ -240,6 +249,10 @@ mod tests {
         assert!(text.contains("    kernel_path: boot():/boot/kernel-${ARCH}\n"));
         assert!(text.contains("timeout: 0\n"));
         assert!(text.ends_with("    cmdline: a \"b\" $HOME `x` \\\n"));
+        assert!(!text.contains("kaslr"));
+        let conf = limine_conf(b"exit=qemu nokaslr").unwrap();
+        assert!(conf.ends_with(b"    cmdline: exit=qemu nokaslr\n    kaslr: no\n"));
+        assert!(!limine_conf(b"nokaslrx").unwrap().ends_with(b"kaslr: no\n"));
         assert_eq!(limine_conf(b"a\nb"), Err(ImageError::CmdlineHasLineBreak));
         assert_eq!(limine_conf(b"a\rb"), Err(ImageError::CmdlineHasLineBreak));
     }

@@ -3,10 +3,13 @@
 
 use core::fmt;
 
+use stratus_loader::MAX_CMDLINE_FILE;
 use stratus_loader::elf::ElfError;
 use stratus_loader::fdt::FdtError;
 use stratus_loader::memory_map::MapFull;
+use stratus_loader::pages::PageRequest;
 use stratus_loader::paging::PagingError;
+use stratus_loader::reloc::RelocError;
 use stratus_loader::requests::ScanError;
 use stratus_loader::responses::ArenaFull;
 use uefi::Status;
@@ -24,8 +27,12 @@ pub enum LoaderError {
     KernelTooLarge(&'static str, u64),
     /// The command-line file exists but cannot be read.
     CmdlineRead(&'static str, Status),
+    /// The command-line file is larger than the loader accepts.
+    CmdlineTooLarge(&'static str, u64),
     /// The kernel is not an ELF file this loader can boot.
     BadElf(&'static str, ElfError),
+    /// The kernel's relocations cannot be applied.
+    Relocation(&'static str, RelocError),
     /// The kernel's Limine requests cannot be honoured.
     Requests(&'static str, ScanError),
     /// The kernel's paging mode request cannot be met.
@@ -35,14 +42,14 @@ pub enum LoaderError {
         /// `max_mode` asked for.
         max: u64,
     },
-    /// The entry point request points outside the kernel.
-    EntryPoint(u64),
+    /// The entry point request names an address the kernel cannot start at.
+    EntryPoint(ElfError),
     /// Page allocation failed.
     OutOfMemory {
         /// What the memory was for.
         what: &'static str,
-        /// Pages asked for.
-        pages: u64,
+        /// Pages asked for, with their alignment.
+        request: PageRequest,
         /// Firmware status.
         status: Status,
     },
@@ -67,8 +74,10 @@ impl LoaderError {
         match self {
             Self::KernelNotFound(_) => Status::NOT_FOUND,
             Self::Volume(s) | Self::KernelRead(_, s) | Self::CmdlineRead(_, s) => *s,
-            Self::BadElf(..) | Self::Requests(..) | Self::EntryPoint(_) => Status::LOAD_ERROR,
-            Self::KernelTooLarge(..) => Status::BAD_BUFFER_SIZE,
+            Self::BadElf(..) | Self::Relocation(..) | Self::Requests(..) | Self::EntryPoint(_) => {
+                Status::LOAD_ERROR
+            }
+            Self::KernelTooLarge(..) | Self::CmdlineTooLarge(..) => Status::BAD_BUFFER_SIZE,
             Self::OutOfMemory { .. } | Self::MapFull(_) | Self::Arena(_) => {
                 Status::OUT_OF_RESOURCES
             }
@@ -94,10 +103,18 @@ impl fmt::Display for LoaderError {
                 f,
                 "kernel file {path} is {size} bytes, more than the loader accepts"
             ),
+            Self::CmdlineTooLarge(path, size) => write!(
+                f,
+                "command-line file {path} is {size} bytes, more than the loader accepts \
+                 ({MAX_CMDLINE_FILE})"
+            ),
             Self::CmdlineRead(path, s) => {
                 write!(f, "cannot read command-line file {path} ({s:?})")
             }
             Self::BadElf(path, e) => write!(f, "kernel {path} is not a valid ELF: {e}"),
+            Self::Relocation(path, e) => {
+                write!(f, "kernel {path} cannot be relocated: {e}")
+            }
             Self::Requests(path, e) => {
                 write!(
                     f,
@@ -109,15 +126,12 @@ impl fmt::Display for LoaderError {
                 "kernel needs paging mode {min}..={max}; only 4-level paging (mode 0) is \
                  available"
             ),
-            Self::EntryPoint(entry) => write!(
-                f,
-                "entry point request {entry:#x} is not inside the kernel's loaded segments"
-            ),
+            Self::EntryPoint(e) => write!(f, "Limine entry point request refused: {e}"),
             Self::OutOfMemory {
                 what,
-                pages,
+                request,
                 status,
-            } => write!(f, "cannot allocate {pages} pages for {what} ({status:?})"),
+            } => write!(f, "cannot allocate {request} for {what} ({status:?})"),
             Self::MemoryMap(s) => write!(f, "cannot read the firmware memory map ({s:?})"),
             Self::MapFull(e) => write!(f, "{e}"),
             Self::Paging(e) => write!(f, "cannot build page tables: {e}"),

@@ -1,7 +1,7 @@
 //! Reading the kernel and its command line from the loader's own volume.
 
-use stratus_loader::PAGE_SIZE;
-use stratus_loader::memory_map::LOADER_EXECUTABLE_TYPE;
+use stratus_loader::memory_map::{LOADER_EXECUTABLE_TYPE, LOADER_RECLAIMABLE_TYPE};
+use stratus_loader::{MAX_CMDLINE_FILE, PAGE_SIZE};
 use uefi::proto::media::file::{Directory, File, FileAttribute, FileMode, RegularFile};
 use uefi::{CStr16, Status};
 
@@ -47,44 +47,79 @@ fn read_all(file: &mut RegularFile, buf: &mut [u8]) -> Result<usize, Status> {
     Ok(done)
 }
 
+/// Why a file could not be loaded.
+enum FileError {
+    /// The firmware failed to open or read it.
+    Read(Status),
+    /// It is larger than the caller accepts (its size).
+    TooLarge(u64),
+    /// No memory for it.
+    Memory(LoaderError),
+}
+
+/// Loads the whole file at `path` into pages of type `ty`; `None` when it does
+/// not exist.
+fn load(
+    root: &mut Directory,
+    path: &CStr16,
+    max_size: u64,
+    ty: u32,
+    what: &'static str,
+) -> Result<Option<LoadedFile>, FileError> {
+    let Some(mut file) = open(root, path).map_err(FileError::Read)? else {
+        return Ok(None);
+    };
+    let size = size_of_file(&mut file).map_err(FileError::Read)?;
+    if size > max_size {
+        return Err(FileError::TooLarge(size));
+    }
+    let mut pages = Pages::alloc(size.div_ceil(PAGE_SIZE), ty, what).map_err(FileError::Memory)?;
+    let size = size as usize;
+    let read = read_all(&mut file, &mut pages.bytes()[..size]).map_err(FileError::Read)?;
+    if read != size {
+        return Err(FileError::Read(Status::END_OF_FILE));
+    }
+    Ok(Some(LoadedFile { pages, size }))
+}
+
 /// Reads the kernel at `path` (`display` is the same path for messages).
 pub fn read_kernel(
     root: &mut Directory,
     path: &CStr16,
     display: &'static str,
 ) -> Result<LoadedFile, LoaderError> {
-    let mut file = open(root, path)
-        .map_err(|s| LoaderError::KernelRead(display, s))?
-        .ok_or(LoaderError::KernelNotFound(display))?;
-    let size = size_of_file(&mut file).map_err(|s| LoaderError::KernelRead(display, s))?;
-    if size > MAX_KERNEL_SIZE {
-        return Err(LoaderError::KernelTooLarge(display, size));
-    }
-    let mut pages = Pages::alloc(
-        size.div_ceil(PAGE_SIZE),
+    match load(
+        root,
+        path,
+        MAX_KERNEL_SIZE,
         LOADER_EXECUTABLE_TYPE,
         "the kernel file",
-    )?;
-    let size = size as usize;
-    let read = read_all(&mut file, &mut pages.bytes()[..size])
-        .map_err(|s| LoaderError::KernelRead(display, s))?;
-    if read != size {
-        return Err(LoaderError::KernelRead(display, Status::END_OF_FILE));
+    ) {
+        Ok(Some(file)) => Ok(file),
+        Ok(None) => Err(LoaderError::KernelNotFound(display)),
+        Err(FileError::Read(s)) => Err(LoaderError::KernelRead(display, s)),
+        Err(FileError::TooLarge(size)) => Err(LoaderError::KernelTooLarge(display, size)),
+        Err(FileError::Memory(e)) => Err(e),
     }
-    Ok(LoadedFile { pages, size })
 }
 
-/// Reads up to `buf.len()` bytes of an optional small file; 0 when it is absent.
-pub fn read_optional(
+/// Reads the whole command-line file at `path`, however long (up to
+/// [`MAX_CMDLINE_FILE`]); `None` when it is absent.
+pub fn read_cmdline(
     root: &mut Directory,
     path: &CStr16,
     display: &'static str,
-    buf: &mut [u8],
-) -> Result<usize, LoaderError> {
-    match open(root, path).map_err(|s| LoaderError::CmdlineRead(display, s))? {
-        None => Ok(0),
-        Some(mut file) => {
-            read_all(&mut file, buf).map_err(|s| LoaderError::CmdlineRead(display, s))
-        }
-    }
+) -> Result<Option<LoadedFile>, LoaderError> {
+    load(
+        root,
+        path,
+        MAX_CMDLINE_FILE as u64,
+        LOADER_RECLAIMABLE_TYPE,
+        "the command line",
+    )
+    .map_err(|e| match e {
+        FileError::Read(s) => LoaderError::CmdlineRead(display, s),
+        FileError::TooLarge(size) => LoaderError::CmdlineTooLarge(display, size),
+        FileError::Memory(e) => e,
+    })
 }

@@ -9,6 +9,7 @@ use core::ptr::NonNull;
 
 use stratus_loader::PAGE_SIZE;
 use stratus_loader::memory_map::Entry;
+use stratus_loader::pages::PageRequest;
 use uefi::boot::{self, AllocateType, MemoryType};
 
 use super::error::LoaderError;
@@ -33,17 +34,17 @@ impl Pages {
         ty: u32,
         what: &'static str,
     ) -> Result<Self, LoaderError> {
-        let pages = pages.max(1);
-        let extra = align / PAGE_SIZE - 1;
+        let request = PageRequest::new(pages, align);
         let oom = |status| LoaderError::OutOfMemory {
             what,
-            pages,
+            request,
             status,
         };
-        let total = pages
-            .checked_add(extra)
+        let (pages, extra) = (request.pages, request.slack_pages());
+        let count = request
+            .firmware_pages()
+            .and_then(|total| usize::try_from(total).ok())
             .ok_or(oom(uefi::Status::OUT_OF_RESOURCES))?;
-        let count = usize::try_from(total).map_err(|_| oom(uefi::Status::OUT_OF_RESOURCES))?;
         let raw = boot::allocate_pages(AllocateType::AnyPages, MemoryType::custom(ty), count)
             .map_err(|e| oom(e.status()))?;
         let base = raw.as_ptr() as u64;

@@ -7,6 +7,7 @@
 //! happen; should one fail anyway, the loader prints on COM1 (x86) and powers off.
 
 mod console;
+mod entropy;
 mod error;
 mod files;
 mod firmware;
@@ -40,9 +41,10 @@ use stratus_loader::memory_map::{
     self, EfiRegion, Entry, LOADER_EXECUTABLE_TYPE, LOADER_RECLAIMABLE_TYPE, Options,
 };
 use stratus_loader::paging::{self, AddressSpace, FramePool, KernelSegment, Plan};
+use stratus_loader::reloc;
 use stratus_loader::requests::{self, Feature, Request};
 use stratus_loader::responses::{self, Arena, Block, FileInfo, MemmapSlot};
-use stratus_loader::{Arch, MAX_CMDLINE, PAGE_SIZE, align_down, align_up, command_line, fdt};
+use stratus_loader::{Arch, PAGE_SIZE, align_down, align_up, command_line, fdt};
 use uefi::boot::{self, MemoryType};
 use uefi::mem::memory_map::MemoryMap;
 use uefi::runtime::{self, ResetType};
@@ -152,6 +154,20 @@ fn device_ranges(map: &impl MemoryMap, out: &mut [(u64, u64); MAX_DEVICE_RANGES]
     n
 }
 
+/// How the kernel is placed: its slide and, for the handoff line, why
+/// (`off` for a kernel that is not relocatable or a `nokaslr` command line,
+/// else the entropy source).
+fn placement(exe: &elf::Executable, cmdline: &[u8]) -> (u64, &'static str) {
+    if !exe.relocatable || reloc::max_slide(exe) == 0 {
+        return (0, "none");
+    }
+    if reloc::kaslr_disabled(cmdline) {
+        return (0, "off");
+    }
+    let (bits, source) = entropy::random_u64();
+    (reloc::choose_slide(exe, bits), source.name())
+}
+
 /// Points `request` (if the kernel made it) at a response of 64-bit words.
 fn respond(
     img: &mut [u8],
@@ -171,35 +187,42 @@ fn boot_kernel(start: u64) -> Result<Infallible, LoaderError> {
     arch::check_cpu()?;
 
     // 1. The kernel file and the command line, from the loader's own volume.
-    let (mut kernel, cmdline_raw, cmdline_len) = {
+    let (mut kernel, mut cmdline_file) = {
         let mut fs = boot::get_image_file_system(boot::image_handle())
             .map_err(|e| LoaderError::Volume(e.status()))?;
         let mut root = fs
             .open_volume()
             .map_err(|e| LoaderError::Volume(e.status()))?;
         let kernel = files::read_kernel(&mut root, paths::KERNEL, paths::KERNEL_DISPLAY)?;
-        let mut buf = [0u8; MAX_CMDLINE];
-        let n = files::read_optional(&mut root, CMDLINE, CMDLINE_DISPLAY, &mut buf)?;
-        (kernel, buf, n)
+        let cmdline = files::read_cmdline(&mut root, CMDLINE, CMDLINE_DISPLAY)?;
+        (kernel, cmdline)
     };
-    let cmdline = command_line(&cmdline_raw[..cmdline_len]);
+    let cmdline = match cmdline_file.as_mut() {
+        Some(f) => command_line(&f.pages.bytes()[..f.size]),
+        None => &[],
+    };
     let file_phys = kernel.pages.phys();
     let file_size = kernel.size;
     let file: &[u8] = &kernel.pages.bytes()[..file_size];
 
     // 2. ELF validation and loading.
     let bad_elf = |e| LoaderError::BadElf(paths::KERNEL_DISPLAY, e);
-    let exe = elf::parse(file, ARCH).map_err(bad_elf)?;
+    let linked = elf::parse(file, ARCH).map_err(bad_elf)?;
+    let (slide, kaslr) = placement(&linked, cmdline);
     let mut image = Pages::alloc_aligned(
-        exe.image_pages(),
-        exe.max_align,
+        linked.image_pages(),
+        linked.max_align,
         LOADER_EXECUTABLE_TYPE,
         "the kernel image",
     )?;
     let kernel_phys = image.phys();
     let image_len = image.len();
     let img = image.bytes();
-    exe.load_into(file, img).map_err(bad_elf)?;
+    linked.load_into(file, img).map_err(bad_elf)?;
+    reloc::apply(&linked, img, ARCH, slide)
+        .map_err(|e| LoaderError::Relocation(paths::KERNEL_DISPLAY, e))?;
+    // From here on, addresses are where the kernel runs.
+    let exe = linked.slid(slide);
 
     // 3. Requests.
     let scan = requests::scan(img, exe.scan_start as usize, exe.scan_end as usize)
@@ -226,13 +249,7 @@ fn boot_kernel(start: u64) -> Result<Infallible, LoaderError> {
     let mut entry = exe.entry;
     if let Some(r) = scan.find(Feature::EntryPoint) {
         let e = requests::extra(img, r, 0).unwrap_or(0);
-        let inside = exe
-            .segments()
-            .iter()
-            .any(|s| e >= s.vaddr && e - s.vaddr < s.memsz);
-        if !inside {
-            return Err(LoaderError::EntryPoint(e));
-        }
+        exe.check_entry(e).map_err(LoaderError::EntryPoint)?;
         entry = e;
     }
 
@@ -424,7 +441,7 @@ fn boot_kernel(start: u64) -> Result<Infallible, LoaderError> {
     arch::sync_code(kernel_phys, image_len);
     let end = arch::counter();
     println!(
-        "stratus-loader: handoff elapsed_us={}",
+        "stratus-loader: handoff elapsed_us={} kaslr={kaslr} slide={slide:#x}",
         arch::elapsed_us(start, end)
     );
     EXITED.store(true, core::sync::atomic::Ordering::SeqCst);
