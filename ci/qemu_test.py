@@ -74,6 +74,10 @@ ACPI_DUMP = [r"acpi: dump RSDP @0x[0-9a-f]+ len 36$", r"acpi: dump XSDT @0x[0-9a
 ACPI_TROUBLE = [r"acpi: .* skipped: ", r"acpi: missing: "]
 TEST_PANIC = r"^panic: test=panic on the command line at \S+main\.rs:\d+:\d+"
 FAULT_ADDRESS = r"0x0*fffffff0dead0000\b"
+# A response pointer no loader wrote, where nothing is mapped.
+UNMAPPED_RESPONSE = 0xfffffff0beef0000
+REVISION_ERROR = r"ERROR boot: cannot boot: the loader does not support Limine base revision 2"
+REVISION_PANIC = r"^panic: cannot boot: the loader does not support Limine base revision 2"
 LOADER_NOT_FOUND = r"stratus-loader: error:.*not found"
 LOADER_BAD_ELF = r"stratus-loader: error:.*not a valid ELF"
 LOADER_BAD_PHENTSIZE = LOADER_BAD_ELF + r": e_phentsize is 64, not the size of an ELF64 program header"
@@ -131,7 +135,11 @@ NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
 # "phentsize" (e_phentsize 64 instead of 56), "entry-data" (e_entry at the start of the
 # first writable segment), "offset-skew" (the last PT_LOAD's p_offset moved by 8 bytes, so
 # offset and address disagree modulo the page size), "reloc-type" (the first relocation
-# made an absolute symbol relocation).
+# made an absolute symbol relocation), "revision-99" (the demo kernel with its Limine base
+# revision tag patched to ask for 99), "no-hhdm" (its HHDM request's id garbled, so no
+# loader answers it), "bad-memory-map" (the memory map request garbled likewise, its
+# response pointer preset to an unmapped address: the kernel faults while reading the
+# loader's answers).
 # "default" is the image `make image` built (STRATUS_IMAGE), used as it is; "runner" is
 # no image: the case boots the hello kernel with `stratus-image run`, as `cargo run` does.
 # An optional third item exports the image to a cloud format (`stratus-image export`:
@@ -159,6 +167,12 @@ IMAGES = {
     "no-kernel": ("exit=qemu", "missing"),
     "garbled-kernel": ("exit=qemu", "garbled"),
     "truncated-kernel": ("exit=qemu", "truncated"),
+    "revision-unsupported": ("exit=qemu", "revision-99"),
+    "no-hhdm": ("exit=qemu", "no-hhdm"),
+    "bad-memory-map": ("exit=qemu", "bad-memory-map"),
+    "revision-unsupported-no-exit": ("", "revision-99"),
+    # Byte 0xff (not UTF-8), passed through argv with Python's surrogateescape.
+    "cmdline-not-utf8": ("exit=qemu bad=\udcff test=none", "ok"),
     "phentsize-kernel": ("exit=qemu", "phentsize"),
     "entry-data-kernel": ("exit=qemu", "entry-data"),
     "offset-skew-kernel": ("exit=qemu", "offset-skew"),
@@ -178,6 +192,9 @@ CLOUD_FORMATS = {"vhd": "vpc", "vmdk": "vmdk"}
 SPCR_TABLES = {
     "spcr-com1": (0x00, 1, 8, 1, 0x3f8),         # 16550 in I/O space, as x86 clouds state it
     "spcr-unsupported": (0x10, 0, 32, 3, 0x1000),  # a UART type Stratus has no driver for
+    "spcr-nothing-there": (0x00, 0, 8, 1, 0x10_0000_0000),  # MMIO 16550 where no device is
+    "spcr-port-wraps": (0x00, 1, 8, 1, 0xfffd),  # registers 0xfffd..0x10004 wrap to port 0
+    "spcr-in-ram": (0x00, 0, 8, 1, 0x90_0000),  # usable RAM (the heap) named as a UART
 }
 
 # With LIMINE_DIR set (genuine Limine instead of our loader), cases marked our_loader
@@ -269,6 +286,70 @@ CASES = [
          acpi_tables=["spcr-unsupported"],
          expect=[r"WARN  boot: console: 16550@port:0x3f8 \(SPCR interface type 0x10 is not "
                  r"supported; legacy port\)", READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90),
+    # A console that never gets ready is given up within a bounded time (the run would take
+    # hours otherwise); a wrapping port range and an address in RAM are refused outright.
+    dict(name="spcr-nothing-there", image="ready", arches=["x86_64"],
+         acpi_tables=["spcr-nothing-there"],
+         expect=[r"WARN  log: console 16550@mmio:0x1000000000/1 did not become ready within "
+                 r"\d+ ms; abandoned, now on 16550@port:0x3f8$",
+                 r"WARN  boot: console: 16550@mmio:0x1000000000/1 from SPCR did not work; now on "
+                 r"16550@port:0x3f8$",
+                 r"^stratus: ready .*console=16550@port:0x3f8\b"],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90),
+    dict(name="spcr-port-wraps", image="ready", arches=["x86_64"],
+         acpi_tables=["spcr-port-wraps"],
+         expect=[r"WARN  boot: console: 16550@port:0x3f8 \(SPCR I/O port 0xfffd out of range",
+                 READY], forbid=KERNEL_TROUBLE, exit="success", timeout=90),
+    dict(name="spcr-in-ram", image="ready", arches=["x86_64"], acpi_tables=["spcr-in-ram"],
+         expect=[r"WARN  boot: console: 16550@mmio:0x900000/1 from SPCR refused: the memory "
+                 r"map says Usable memory is there",
+                 r"WARN  boot: console: 16550@port:0x3f8 \(SPCR console unusable; legacy port\)",
+                 r"^stratus: ready .*console=16550@port:0x3f8\b"],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90),
+    # A loader that does not support the kernel's base revision: the kernel says so on the
+    # best console it reaches and stops with a failure status. x86: COM1. aarch64: the device
+    # tree's console; with ACPI only there is none (the loader answers in base revision 3,
+    # whose direct map leaves the ACPI tables out), so only the stop is checked.
+    dict(name="revision-unsupported", image="revision-unsupported", arches=["x86_64"],
+         expect=[REVISION_ERROR, REVISION_PANIC], forbid=[CPU_EXCEPTION, r"^stratus: ready"],
+         exit="failure", timeout=90),
+    dict(name="revision-unsupported-dt", image="revision-unsupported", arches=["aarch64"],
+         extra=["-machine", "acpi=off"],
+         expect=[REVISION_ERROR, r"INFO  boot: console: pl011@mmio:0x9000000/4 from the device tree$",
+                 REVISION_PANIC], forbid=[CPU_EXCEPTION, r"^stratus: ready"],
+         exit="failure", timeout=90),
+    # Without exit=qemu the stop is PSCI SYSTEM_OFF through the conduit the device tree's
+    # /psci names (QEMU then exits 0).
+    dict(name="revision-unsupported-dt-psci", image="revision-unsupported-no-exit",
+         arches=["aarch64"], extra=["-machine", "acpi=off"], expect=[REVISION_PANIC],
+         forbid=[CPU_EXCEPTION, r"^stratus: ready"], exit="power-off", timeout=90),
+    dict(name="revision-unsupported-acpi", image="revision-unsupported", arches=["aarch64"],
+         expect=[HANDOFF], forbid=[CPU_EXCEPTION, r"^stratus: ready"], exit="failure", timeout=90),
+    # No HHDM response: nothing in memory is reachable. x86 says so on COM1; both stop.
+    dict(name="no-hhdm", image="no-hhdm", arches=["x86_64"],
+         expect=[r"^panic: cannot boot: the loader gave no HHDM response"],
+         forbid=[CPU_EXCEPTION, r"^stratus: ready"], exit="failure", timeout=90),
+    dict(name="no-hhdm", image="no-hhdm", arches=["aarch64"], expect=[HANDOFF],
+         forbid=[CPU_EXCEPTION, r"^stratus: ready"], exit="failure", timeout=90),
+    # A fault while reading the loader's answers, before any console: reported on the
+    # fallback console (x86 COM1) with the early log; arm has none, it only stops.
+    dict(name="fault-reading-answers", image="bad-memory-map", arches=["x86_64"],
+         expect=[PAGE_FAULT, r"addr=0x0*fffffff0beef00[0-9a-f]{2}\b", FATAL_EXCEPTION_PANIC],
+         forbid=[r"^stratus: ready"], exit="failure", timeout=90),
+    dict(name="fault-reading-answers", image="bad-memory-map", arches=["aarch64"],
+         expect=[HANDOFF], forbid=[r"^stratus: ready"], exit="failure", timeout=90),
+    # One word that is not UTF-8 is named and ignored; exit=qemu still works (exit status).
+    # Our loader only: what genuine Limine makes of such a byte in limine.conf is unchecked.
+    dict(name="cmdline-not-utf8", image="cmdline-not-utf8",
+         expect=[r'WARN  boot: cmdline: "bad=\\xff" not understood \(not UTF-8\); ignored',
+                 r"WARN  stratus_demo: unknown test 'none' ignored", READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=90, our_loader=True),
+    # aarch64 with only a device tree (no ACPI): console from /chosen/stdout-path.
+    dict(name="device-tree-only", image="ready", arches=["aarch64"],
+         extra=["-machine", "acpi=off"],
+         expect=[r"WARN  boot: no ACPI \(the loader gave no RSDP\); using the device tree",
+                 r"INFO  boot: console: pl011@mmio:0x9000000/4 from the device tree$", READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=90),
     loader_refusal("loader-missing-kernel", "no-kernel", LOADER_NOT_FOUND),
     loader_refusal("loader-garbled-kernel", "garbled-kernel", LOADER_BAD_ELF),
@@ -435,7 +516,26 @@ def kernel_variant(arch: str, variant: str) -> str:
     if variant == "example":
         return str(qemu.kernel_path(arch, "my-kernel"))
     data = real.read_bytes()
-    if variant == "garbled":
+    if variant in ("no-hhdm", "bad-memory-map"):
+        # Limine request: id (common magic + two words), revision, response pointer.
+        words = {"no-hhdm": (0x48dcf1cb8ad2b852, 0x63984e959a98244b),
+                 "bad-memory-map": (0x67cf3d9d378a806f, 0xe304acdfc50c3c62)}[variant]
+        ids = [0xc7b1dd30df4c8b88, 0x0a82e883a194f07b, *words]
+        request_id = b"".join(w.to_bytes(8, "little") for w in ids)
+        if data.count(request_id) != 1:
+            raise ValueError(f"{real}: no single {variant} request to garble")
+        at = data.find(request_id)
+        response = UNMAPPED_RESPONSE if variant == "bad-memory-map" else 0
+        bad = (data[:at + 24] + (0x0123456789abcdef).to_bytes(8, "little")
+               + data[at + 32:at + 40] + response.to_bytes(8, "little") + data[at + 48:])
+    elif variant == "revision-99":
+        # Limine base revision tag: two magic words, then the requested revision.
+        tag = (0xf9562b2d5c95a6c8).to_bytes(8, "little") + (0x6a7b384944536bdc).to_bytes(8, "little")
+        at = data.find(tag + (2).to_bytes(8, "little"))
+        if at < 0 or data.count(tag) != 1:
+            raise ValueError(f"{real}: no single base revision 2 tag to patch")
+        bad = data[:at + 16] + (99).to_bytes(8, "little") + data[at + 24:]
+    elif variant == "garbled":
         bad = b"NOT-AN-ELF-FILE!" + data[16:64 * 1024]
     elif variant == "truncated":
         bad = data[:4096]
@@ -443,8 +543,12 @@ def kernel_variant(arch: str, variant: str) -> str:
         bad = patched_elf(data, variant)
     else:
         raise ValueError(f"unknown kernel variant {variant!r}")
+    # Images are built two at a time and several may share a variant: write a private
+    # copy and rename it into place, so no build ever reads a half-written kernel.
     path = IMAGE_DIR / f"kernel-{arch}.{variant}"
-    path.write_bytes(bad)
+    tmp = path.with_name(f"{path.name}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(bad)
+    os.replace(tmp, path)
     return str(path)
 
 
@@ -493,7 +597,7 @@ def build_image(name: str, default_image: Path) -> tuple[str, Path, str]:
     out = IMAGE_DIR / f"{name}.img"
     try:
         kernels = {arch: kernel_variant(arch, variant) for arch in qemu.ARCHES}
-    except OSError as e:
+    except (OSError, ValueError) as e:
         return name, out, f"cannot prepare the kernel for image {name}: {e}"
     p = qemu.build_image(out, cmdline, kernels, limine_dir=LIMINE_DIR)
     if p.returncode != 0:

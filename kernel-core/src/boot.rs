@@ -1,19 +1,24 @@
 //! The boot sequence shared by every platform, and the [`Kernel`] handle it
 //! gives the target's `main`.
 //!
-//! Order: exception vectors, logger (buffered), the loader's answers
-//! ([`BootInfo`]), stop path, frame allocator, heap, ACPI discovery, console,
-//! clock. Each step that can fail says what failed; the kernel stops only
-//! when it cannot go on.
+//! Order: exception vectors, logger (buffered, with its fallback console),
+//! command line and stop path, the loader's answers ([`BootInfo`]), frame
+//! allocator, heap, ACPI discovery or the device tree, clock, console. Each
+//! step that can fail says what failed; the kernel stops only when it cannot
+//! go on, and then says why on the best console it reaches.
+
+mod console_attach;
+mod discovery;
 
 use crate::acpi::interrupt_tables::InterruptTables;
 use crate::acpi::{self, AcpiPlatform, PmTimer, SpcrOutcome};
 use crate::boot_info::BootInfo;
 use crate::cmdline::CommandLine;
-use crate::console::{ConsoleDescriptor, ConsoleSink, UartRegisters};
+use crate::console::{ConsoleDescriptor, ConsoleSink};
 use crate::fixed_string::FixedString;
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::irq::InterruptSummary;
+use crate::logger::Fallback;
 use crate::mmio::DeviceMemory;
 use crate::ready::ReadyLine;
 use crate::stacks::KernelStacks;
@@ -48,20 +53,39 @@ pub enum ConsoleAccess {
 pub type OpenConsole =
     unsafe fn(&ConsoleDescriptor, ConsoleAccess) -> Option<&'static dyn ConsoleSink>;
 
-static POWER: spin::Once<PowerMethods> = spin::Once::new();
+/// How the machine can be stopped; grows as the kernel learns more (the
+/// command line first, then ACPI or the device tree).
+static POWER: spin::Mutex<PowerMethods> = spin::Mutex::new(PowerMethods {
+    psci: None,
+    acpi_reset_port: None,
+    acpi_soft_off: None,
+    qemu_exit: false,
+});
+
+/// The platform's console opener, kept for the fallback console.
+static OPEN_CONSOLE: spin::Once<OpenConsole> = spin::Once::new();
+
+fn power_methods() -> PowerMethods {
+    // The lock is only held to copy the value, never across a call that can
+    // fail; should it be held anyway (a fault inside), stop the plain way.
+    POWER.try_lock().map(|p| *p).unwrap_or_default()
+}
 
 fn stop_with<A: Arch>(status: ExitStatus) -> ! {
-    let methods = POWER.get().copied().unwrap_or_default();
-    A::power_off(status, &methods)
+    A::power_off(status, &power_methods())
 }
 
 fn reset_with<A: Arch>() -> ! {
-    let methods = POWER.get().copied().unwrap_or_default();
-    A::reset(&methods)
+    A::reset(&power_methods())
 }
 
-fn halt<A: Arch>(_status: ExitStatus) -> ! {
-    A::halt()
+/// Opens the architecture's legacy serial port (x86 COM1): the fallback
+/// console.
+fn open_legacy_console<A: Arch>() -> Option<&'static dyn ConsoleSink> {
+    let (port, io, open) = (A::LEGACY_CONSOLE_PORT?, A::port_io()?, OPEN_CONSOLE.get()?);
+    let access = ConsoleAccess::Port { base: port, io };
+    // SAFETY: the architecture names this port as its legacy serial port.
+    unsafe { open(&ConsoleDescriptor::legacy_port(port), access) }
 }
 
 /// The booted kernel, handed to the target's `main`.
@@ -79,8 +103,6 @@ pub struct Kernel {
     /// What ACPI described: CPUs, interrupt controllers, ECAM, timers,
     /// power, console, IORT.
     pub acpi: AcpiPlatform,
-    /// The console in use.
-    pub console: Option<ConsoleDescriptor>,
     /// The interrupt controller and timer in use.
     pub interrupts: InterruptSummary,
     ticks: fn() -> u64,
@@ -100,9 +122,16 @@ impl Kernel {
         time::micros_since_entry((self.ticks)()).map(|us| us / 1000)
     }
 
+    /// The console in use (it may have changed during boot when the first
+    /// one stopped working).
+    pub fn console(&self) -> Option<ConsoleDescriptor> {
+        logger::console()
+    }
+
     /// Prints the one `stratus: ready` line.
     pub fn print_ready_line(&self) {
-        let console: &dyn core::fmt::Display = match &self.console {
+        let console = self.console();
+        let console: &dyn core::fmt::Display = match &console {
             Some(c) => c,
             None => &"none",
         };
@@ -152,52 +181,75 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         enable: A::enable_interrupts,
     });
     logger::init(A::ticks);
-    panic::set_stop(halt::<A>);
+    OPEN_CONSOLE.call_once(|| open_console);
+    if let Some(port) = A::LEGACY_CONSOLE_PORT {
+        logger::set_fallback(Fallback {
+            console: ConsoleDescriptor::legacy_port(port),
+            open: open_legacy_console::<A>,
+        });
+    }
+    // Until ACPI says more, the machine stops the way the command line
+    // allows (QEMU's exit device under the test harness), else halts.
+    let cmdline = CommandLine::new(limine_boot::cmdline());
+    POWER.lock().qemu_exit = cmdline.is("exit", "qemu");
+    panic::set_stop(stop_with::<A>);
 
+    // A loader that does not speak our base revision still answered in its
+    // own (the same layout for the responses used here): go on just far
+    // enough to reach a console, then say why the kernel cannot boot.
+    let revision = limine_boot::check_base_revision();
+    if let Err(e) = revision {
+        log::error!("cannot boot: {e}; looking for a console to say so");
+    }
     let boot = match limine_boot::boot_info(entry_ticks) {
         Ok(boot) => boot,
-        Err(e) => fail_without_memory::<A>(open_console, e),
+        Err(e) => cannot_boot(e),
     };
-    let cmdline = CommandLine::new(boot.cmdline);
     log::info!(
         "Stratus on {}, loaded by {} {} at phys {:#x} (cmdline \"{}\")",
         A::NAME,
         boot.loader_name,
         boot.loader_version,
         boot.kernel_phys_base,
-        boot.cmdline
+        cmdline.escaped()
     );
+    for word in cmdline.not_understood() {
+        log::warn!("cmdline: \"{word}\" not understood (not UTF-8); ignored");
+    }
 
     let mut frames = FrameAllocator::from_memory_map(&boot.memory_map);
     init_heap(&boot, &mut frames);
     cpu_local::install::<A>(0);
 
-    let acpi = match boot.rsdp {
-        // SAFETY: the address is the loader's RSDP, and the direct map covers
-        // the ACPI tables (Limine protocol, base revision 2).
-        Some(rsdp) => unsafe { acpi::discover(rsdp, boot.hhdm_offset, boot.memory_map.regions()) }
-            .unwrap_or_else(|e| {
-                log::error!("{e}; continuing without ACPI");
-                AcpiPlatform::empty()
-            }),
-        None => {
-            log::warn!("the loader gave no RSDP; continuing without ACPI");
-            AcpiPlatform::empty()
-        }
+    let acpi = discovery::read_acpi(&boot);
+    // Machines without ACPI describe themselves with a device tree.
+    let dt = match acpi.spcr {
+        SpcrOutcome::Absent => discovery::read_device_tree(&boot),
+        _ => None,
     };
-    POWER.call_once(|| PowerMethods {
-        psci: acpi.psci(),
-        acpi_reset_port: acpi.reset_port(),
-        acpi_soft_off: acpi.soft_off(),
-        qemu_exit: cmdline.is("exit", "qemu"),
-    });
-    panic::set_stop(stop_with::<A>);
+    {
+        let mut power = POWER.lock();
+        power.psci = acpi.psci().or(dt.and_then(|dt| dt.psci));
+        power.acpi_reset_port = acpi.reset_port();
+        power.acpi_soft_off = acpi.soft_off();
+    }
 
-    let mut device_memory = DeviceMemory::new(boot.hhdm_offset);
-    let console = attach_console::<A>(&acpi.spcr, open_console, &mut device_memory, &mut frames);
+    // The clock first, so that waits for the console are bounded in time.
     init_clock::<A>(&acpi, entry_ticks);
+    let mut device_memory = DeviceMemory::new(boot.hhdm_offset, &boot.memory_map);
+    let dt_console = dt.map(|dt| dt.console);
+    console_attach::attach_console::<A>(
+        &acpi.spcr,
+        dt_console,
+        open_console,
+        &mut device_memory,
+        &mut frames,
+    );
+    if let Err(e) = revision {
+        cannot_boot(e);
+    }
     if let (Some(rsdp), true) = (boot.rsdp, cmdline.is("acpi", "dump")) {
-        // SAFETY: as for `discover` above.
+        // SAFETY: as in `discovery::read_acpi`.
         unsafe { acpi::dump_tables(rsdp, boot.hhdm_offset, boot.memory_map.regions()) };
     }
     let interrupts = irq::bring_up::<A>(
@@ -236,7 +288,6 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         device_memory,
         stacks,
         acpi,
-        console,
         interrupts,
         ticks: A::ticks,
         wait_for_interrupt: A::wait_for_interrupt,
@@ -259,49 +310,6 @@ fn init_heap(boot: &BootInfo, frames: &mut FrameAllocator) {
     #[cfg(not(target_os = "none"))]
     let _ = (phys, boot);
     log::info!("heap: {} KiB at phys {:#x}", want / 1024, phys);
-}
-
-fn attach_console<A: Arch>(
-    spcr: &SpcrOutcome,
-    open_console: OpenConsole,
-    device_memory: &mut DeviceMemory,
-    frames: &mut FrameAllocator,
-) -> Option<ConsoleDescriptor> {
-    let chosen = match spcr {
-        SpcrOutcome::Console(d) => Some(*d),
-        SpcrOutcome::Absent | SpcrOutcome::Unusable(_) | SpcrOutcome::Invalid(_) => {
-            A::LEGACY_CONSOLE_PORT.map(ConsoleDescriptor::legacy_port)
-        }
-    }?;
-    let access = match chosen.registers {
-        UartRegisters::Port { base } => ConsoleAccess::Port {
-            base,
-            io: A::port_io()?,
-        },
-        UartRegisters::Mmio { phys, width } => match device_memory.map::<A>(phys, 0x1000, frames) {
-            Ok(region) => ConsoleAccess::Mmio {
-                virt: region.virt,
-                width,
-            },
-            Err(e) => {
-                log::error!("cannot map console registers at {phys:#x}: {e}");
-                return None;
-            }
-        },
-    };
-    // SAFETY: `access` is the descriptor's port range or its registers just
-    // mapped with device attributes.
-    let sink = unsafe { open_console(&chosen, access) }?;
-    logger::attach_console(sink);
-    match spcr {
-        SpcrOutcome::Console(_) => log::info!("console: {chosen} from SPCR"),
-        SpcrOutcome::Absent => log::info!("console: {chosen} (no SPCR table, legacy port)"),
-        SpcrOutcome::Unusable(e) => log::warn!("console: {chosen} ({e}; legacy port)"),
-        SpcrOutcome::Invalid(e) => {
-            log::warn!("console: {chosen} (SPCR present but invalid: {e}; legacy port)")
-        }
-    }
-    Some(chosen)
 }
 
 fn init_clock<A: Arch>(acpi: &AcpiPlatform, entry_ticks: u64) {
@@ -337,17 +345,10 @@ fn init_clock<A: Arch>(acpi: &AcpiPlatform, entry_ticks: u64) {
     }
 }
 
-/// The loader's answers are unusable: there is no memory map to build on.
-/// Say so on the legacy console if the architecture has one, then stop.
-fn fail_without_memory<A: Arch>(open_console: OpenConsole, error: limine_boot::BootError) -> ! {
-    if let (Some(port), Some(io)) = (A::LEGACY_CONSOLE_PORT, A::port_io()) {
-        let descriptor = ConsoleDescriptor::legacy_port(port);
-        let access = ConsoleAccess::Port { base: port, io };
-        // SAFETY: the architecture names this port as its legacy serial port.
-        let sink = unsafe { open_console(&descriptor, access) };
-        if let Some(sink) = sink {
-            logger::attach_console(sink);
-        }
-    }
+/// Stops the boot: says why on the console in use, or on the fallback
+/// console when there is none yet (x86 COM1), then panics, which stops the
+/// machine with a failure status.
+fn cannot_boot(error: limine_boot::BootError) -> ! {
+    logger::ensure_console();
     panic!("cannot boot: {error}")
 }

@@ -47,7 +47,7 @@ pub const MAX_MEMORY_REGIONS: usize = 256;
 
 /// The physical memory map, kept in a fixed array because it is needed before
 /// there is a heap.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct MemoryMap {
     regions: [MemoryRegion; MAX_MEMORY_REGIONS],
     len: usize,
@@ -144,8 +144,9 @@ pub struct BootInfo {
     pub kernel_phys_base: u64,
     /// Virtual address the kernel image is linked at.
     pub kernel_virt_base: u64,
-    /// The kernel command line.
-    pub cmdline: &'static str,
+    /// The kernel command line as the loader gave it (any bytes; see
+    /// [`crate::cmdline::CommandLine`]).
+    pub cmdline: &'static [u8],
     /// Path of the kernel file on the boot volume.
     pub kernel_path: &'static str,
     /// The first framebuffer, if the firmware offered one.

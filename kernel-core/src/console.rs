@@ -3,9 +3,14 @@
 //!
 //! The console is discovered, never assumed: ACPI SPCR names the UART (a
 //! PL011 on QEMU virt and Azure arm64, a 16550 in MMIO on AWS Graviton, a
-//! 16550 at an I/O port on x86 clouds). Only when there is no SPCR does an x86
-//! kernel fall back to the legacy COM1 port ([`stratus_arch::Arch::LEGACY_CONSOLE_PORT`]).
+//! 16550 at an I/O port on x86 clouds), or on a machine without ACPI the
+//! device tree's `/chosen/stdout-path`. Only when neither gives a usable UART
+//! does an x86 kernel fall back to the legacy COM1 port
+//! ([`stratus_arch::Arch::LEGACY_CONSOLE_PORT`]), which is also where the
+//! logger goes when the console stops working ([`wait_ready`] bounds every
+//! wait for the device).
 
+use crate::time;
 use core::fmt;
 
 /// Something that accepts console output. Implemented by UART drivers.
@@ -14,7 +19,50 @@ use core::fmt;
 /// before the heap); the logger serialises all calls.
 pub trait ConsoleSink: Sync {
     /// Writes bytes, translating `\n` to `\r\n` as a terminal expects.
-    fn write_bytes(&self, bytes: &[u8]);
+    ///
+    /// Fails when the device did not become ready within [`READY_TIMEOUT_MICROS`]
+    /// (see [`wait_ready`]); from then on the sink is dead and fails at once,
+    /// without waiting again.
+    fn write_bytes(&self, bytes: &[u8]) -> Result<(), ConsoleTimeout>;
+}
+
+/// A console device did not become ready in time and was given up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsoleTimeout;
+
+/// How long a console may take to accept one byte: one character at 9600
+/// baud takes about 1 ms, so 10 ms is far beyond what a working UART needs,
+/// and short enough that a dead one costs no more than a moment.
+pub const READY_TIMEOUT_MICROS: u64 = 10_000;
+
+/// Status reads allowed while the counter frequency is not known yet (x86
+/// before calibration, or a machine with neither an architectural frequency
+/// nor an ACPI PM timer). A working UART at 115200 baud frees its transmitter
+/// within one character time (87 microseconds), which 2,000 reads outlast as
+/// long as one register read takes more than about 45 ns; a dead UART costs
+/// one such wait, since it is then dropped.
+pub const READY_READ_BUDGET: u32 = 2_000;
+
+/// Polls `ready` until it says yes, for at most [`READY_TIMEOUT_MICROS`] once
+/// the clock is known, else for at most [`READY_READ_BUDGET`] reads. Returns
+/// whether the device became ready.
+pub fn wait_ready(mut ready: impl FnMut() -> bool) -> bool {
+    let start = time::now_micros();
+    let mut reads: u32 = 0;
+    loop {
+        if ready() {
+            return true;
+        }
+        reads = reads.saturating_add(1);
+        let expired = match (start, time::now_micros()) {
+            (Some(start), Some(now)) => now.saturating_sub(start) >= READY_TIMEOUT_MICROS,
+            _ => reads >= READY_READ_BUDGET,
+        };
+        if expired {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
 }
 
 /// The UART register interface.
@@ -96,7 +144,8 @@ pub enum SpcrError {
     UnsupportedAddressSpace(u8),
     /// The base address is zero.
     NoAddress,
-    /// An I/O-space address does not fit in 16 bits.
+    /// An I/O-space register block does not fit in the 16-bit port space
+    /// (`base + 8` past 0x10000 would wrap around to other devices' ports).
     BadPort(u64),
 }
 
@@ -110,10 +159,16 @@ impl fmt::Display for SpcrError {
                 write!(f, "SPCR address space {s} is not memory or I/O")
             }
             SpcrError::NoAddress => f.write_str("SPCR has no base address"),
-            SpcrError::BadPort(p) => write!(f, "SPCR I/O port {p:#x} out of range"),
+            SpcrError::BadPort(p) => write!(
+                f,
+                "SPCR I/O port {p:#x} out of range (registers past port 0xffff)"
+            ),
         }
     }
 }
+
+/// I/O ports a 16550 occupies: registers 0 to 7.
+pub const UART_PORT_COUNT: u64 = 8;
 
 /// Decodes the SPCR "configured baud rate" byte (0 = as is).
 pub fn spcr_baud(code: u8) -> Option<u32> {
@@ -154,9 +209,14 @@ impl ConsoleDescriptor {
                     width,
                 }
             }
-            1 => UartRegisters::Port {
-                base: u16::try_from(spcr.address).map_err(|_| SpcrError::BadPort(spcr.address))?,
-            },
+            1 => {
+                if spcr.address.saturating_add(UART_PORT_COUNT) > 0x1_0000 {
+                    return Err(SpcrError::BadPort(spcr.address));
+                }
+                UartRegisters::Port {
+                    base: spcr.address as u16,
+                }
+            }
             other => return Err(SpcrError::UnsupportedAddressSpace(other)),
         };
         Ok(Self {
@@ -262,6 +322,12 @@ mod tests {
             ConsoleDescriptor::from_spcr(&spcr(0, 1, 8, 1, 0x1_0000)),
             Err(SpcrError::BadPort(0x1_0000))
         );
+        // Registers 0..7 would wrap to ports 0..4 (the DMA controller).
+        assert_eq!(
+            ConsoleDescriptor::from_spcr(&spcr(0, 1, 8, 1, 0xfffd)),
+            Err(SpcrError::BadPort(0xfffd))
+        );
+        assert!(ConsoleDescriptor::from_spcr(&spcr(0, 1, 8, 1, 0xfff8)).is_ok());
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod boot_info;
 pub mod cmdline;
 pub mod console;
 pub mod cpu_local;
+pub mod devicetree;
 pub mod fixed_string;
 pub mod frames;
 pub mod heap;

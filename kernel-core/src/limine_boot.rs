@@ -127,11 +127,32 @@ fn nonzero_physical(address: usize, hhdm_offset: u64) -> Option<u64> {
     (address != 0).then(|| to_physical(address as u64, hhdm_offset))
 }
 
-/// Reads the loader's responses. `entry_ticks` is the counter at kernel entry.
-pub fn boot_info(entry_ticks: u64) -> Result<BootInfo, BootError> {
-    if !BASE_REVISION.is_supported() {
-        return Err(BootError::BaseRevisionUnsupported);
+/// Whether the loader supports the base revision the kernel asked for.
+pub fn check_base_revision() -> Result<(), BootError> {
+    if BASE_REVISION.is_supported() {
+        Ok(())
+    } else {
+        Err(BootError::BaseRevisionUnsupported)
     }
+}
+
+/// The base revision the loader used, when it says (loaders supporting
+/// revision 3 and later do).
+pub fn loaded_base_revision() -> Option<u64> {
+    BASE_REVISION.loaded_revision()
+}
+
+/// The command line, read on its own so that even a kernel that cannot boot
+/// knows how it is meant to stop (empty when the loader gave none).
+pub fn cmdline() -> &'static [u8] {
+    EXECUTABLE_FILE
+        .get_response()
+        .map_or(&[][..], |r| r.file().string().to_bytes())
+}
+
+/// Reads the loader's responses (whatever base revision it used: check
+/// [`check_base_revision`] too). `entry_ticks` is the counter at kernel entry.
+pub fn boot_info(entry_ticks: u64) -> Result<BootInfo, BootError> {
     let hhdm_offset = HHDM
         .get_response()
         .ok_or(BootError::MissingResponse("HHDM"))?
@@ -154,13 +175,9 @@ pub fn boot_info(entry_ticks: u64) -> Result<BootInfo, BootError> {
     let address = EXECUTABLE_ADDRESS
         .get_response()
         .ok_or(BootError::MissingResponse("executable address"))?;
-    let (cmdline, kernel_path) = EXECUTABLE_FILE.get_response().map_or(("", ""), |r| {
-        let file = r.file();
-        (
-            file.string().to_str().unwrap_or(""),
-            file.path().to_str().unwrap_or(""),
-        )
-    });
+    let kernel_path = EXECUTABLE_FILE
+        .get_response()
+        .map_or("", |r| r.file().path().to_str().unwrap_or(""));
     let framebuffer = FRAMEBUFFER
         .get_response()
         .and_then(|r| r.framebuffers().next())
@@ -181,7 +198,7 @@ pub fn boot_info(entry_ticks: u64) -> Result<BootInfo, BootError> {
             .and_then(|r| nonzero_physical(r.address(), hhdm_offset)),
         kernel_phys_base: address.physical_base(),
         kernel_virt_base: address.virtual_base(),
-        cmdline,
+        cmdline: cmdline(),
         kernel_path,
         framebuffer,
         dtb: DEVICE_TREE
@@ -223,7 +240,12 @@ mod tests {
     #[test]
     fn without_a_loader_boot_info_says_what_is_missing() {
         // On the host nothing answered the requests, so the base revision tag
-        // still holds the revision: unsupported.
-        assert_eq!(boot_info(0).err(), Some(BootError::BaseRevisionUnsupported));
+        // still holds the revision: unsupported; and there is no HHDM.
+        assert_eq!(
+            check_base_revision(),
+            Err(BootError::BaseRevisionUnsupported)
+        );
+        assert_eq!(boot_info(0).err(), Some(BootError::MissingResponse("HHDM")));
+        assert_eq!(cmdline(), b"");
     }
 }

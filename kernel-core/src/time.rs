@@ -12,6 +12,18 @@ pub const ACPI_PM_TIMER_HZ: u64 = 3_579_545;
 
 static TICKS_PER_SECOND: AtomicU64 = AtomicU64::new(0);
 static ENTRY_TICKS: AtomicU64 = AtomicU64::new(0);
+static COUNTER: spin::Once<fn() -> u64> = spin::Once::new();
+
+/// Records how to read the CPU counter (the architecture's `Clock::ticks`).
+pub fn set_counter(ticks: fn() -> u64) {
+    COUNTER.call_once(|| ticks);
+}
+
+/// Microseconds since kernel entry now, once the counter and its frequency
+/// are known.
+pub fn now_micros() -> Option<u64> {
+    micros_since_entry((COUNTER.get()?)())
+}
 
 /// Records the counter frequency and the counter value at kernel entry.
 pub fn set_clock(ticks_per_second: u64, entry_ticks: u64) {

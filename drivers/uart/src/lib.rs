@@ -16,35 +16,60 @@ mod pl011;
 pub use ns16550::{Ns16550, Ns16550Registers};
 pub use pl011::Pl011;
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel_core::boot::ConsoleAccess;
-use kernel_core::console::{ConsoleDescriptor, ConsoleSink, UartKind};
+use kernel_core::console::{ConsoleDescriptor, ConsoleSink, ConsoleTimeout, UartKind};
 use spin_once::Once;
 
 /// A console UART of either kind.
-pub enum UartConsole {
+pub enum Uart {
     /// An NS16550.
     Ns16550(Ns16550),
     /// A PL011.
     Pl011(Pl011),
 }
 
-impl ConsoleSink for UartConsole {
-    fn write_bytes(&self, bytes: &[u8]) {
-        for &b in bytes {
-            if b == b'\n' {
-                self.write_byte(b'\r');
-            }
-            self.write_byte(b);
+impl Uart {
+    fn write_byte(&self, byte: u8) -> Result<(), ConsoleTimeout> {
+        match self {
+            Uart::Ns16550(u) => u.write_byte(byte),
+            Uart::Pl011(u) => u.write_byte(byte),
         }
     }
 }
 
+/// A UART used as console. Once it has failed to become ready it is dead:
+/// every later write fails at once, without touching the device.
+pub struct UartConsole {
+    uart: Uart,
+    dead: AtomicBool,
+}
+
 impl UartConsole {
-    fn write_byte(&self, byte: u8) {
-        match self {
-            UartConsole::Ns16550(u) => u.write_byte(byte),
-            UartConsole::Pl011(u) => u.write_byte(byte),
+    /// A console on `uart`.
+    pub fn new(uart: Uart) -> Self {
+        Self {
+            uart,
+            dead: AtomicBool::new(false),
         }
+    }
+}
+
+impl ConsoleSink for UartConsole {
+    fn write_bytes(&self, bytes: &[u8]) -> Result<(), ConsoleTimeout> {
+        if self.dead.load(Ordering::Relaxed) {
+            return Err(ConsoleTimeout);
+        }
+        let result = bytes.iter().try_for_each(|&b| {
+            if b == b'\n' {
+                self.uart.write_byte(b'\r')?;
+            }
+            self.uart.write_byte(b)
+        });
+        if result.is_err() {
+            self.dead.store(true, Ordering::Relaxed);
+        }
+        result
     }
 }
 
@@ -68,6 +93,11 @@ mod spin_once {
     unsafe impl<T: Sync + Send> Sync for Once<T> {}
 
     impl<T> Once<T> {
+        /// Whether a value was stored (or is being stored).
+        pub fn is_taken(&self) -> bool {
+            self.state.load(Ordering::Acquire) != EMPTY
+        }
+
         /// An empty cell.
         pub const fn new() -> Self {
             Self {
@@ -76,33 +106,34 @@ mod spin_once {
             }
         }
 
-        /// Stores `value` if the cell is empty; returns the stored value.
+        /// Stores `value` if the cell is empty and returns it; `None` (and
+        /// `value` dropped) when the cell was taken.
         pub fn set(&self, value: T) -> Option<&T> {
             if self
                 .state
                 .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
+                .is_err()
             {
-                // SAFETY: winning the exchange makes this the only writer,
-                // and no reader looks before READY.
-                unsafe { *self.value.get() = Some(value) };
-                self.state.store(READY, Ordering::Release);
+                return None;
             }
-            if self.state.load(Ordering::Acquire) == READY {
-                // SAFETY: READY means the value is written and never changes.
-                unsafe { (*self.value.get()).as_ref() }
-            } else {
-                None
-            }
+            // SAFETY: winning the exchange makes this the only writer, and no
+            // reader looks before READY.
+            unsafe { *self.value.get() = Some(value) };
+            self.state.store(READY, Ordering::Release);
+            // SAFETY: the value was just written and never changes again.
+            unsafe { (*self.value.get()).as_ref() }
         }
     }
 }
 
-static CONSOLE: Once<UartConsole> = Once::new();
+/// Room for the console and one fallback (the x86 legacy port taking over
+/// from an SPCR console that stopped working).
+static CONSOLES: [Once<UartConsole>; 2] = [Once::new(), Once::new()];
 
 /// Builds the console driver for `descriptor` with registers at `access`,
 /// programs the line (when the descriptor names a baud rate the driver can
-/// set) and keeps it in a static. Only the first call creates a console.
+/// set) and keeps it in a static. There is room for two consoles; a third
+/// call returns `None`.
 ///
 /// # Safety
 /// `access` must describe the registers of the UART `descriptor` names:
@@ -111,20 +142,70 @@ pub unsafe fn open_console(
     descriptor: &ConsoleDescriptor,
     access: ConsoleAccess,
 ) -> Option<&'static dyn ConsoleSink> {
-    let console = match (descriptor.kind, access) {
-        (UartKind::Ns16550, ConsoleAccess::Port { base, io }) => UartConsole::Ns16550(
-            Ns16550::new(Ns16550Registers::Port { base, io }, descriptor.baud),
-        ),
+    let slot = CONSOLES.iter().find(|slot| !slot.is_taken())?;
+    let uart = match (descriptor.kind, access) {
+        (UartKind::Ns16550, ConsoleAccess::Port { base, io }) => Uart::Ns16550(Ns16550::new(
+            Ns16550Registers::Port { base, io },
+            descriptor.baud,
+        )),
         (UartKind::Ns16550, ConsoleAccess::Mmio { virt, width }) => {
             // SAFETY: the caller guarantees `virt` maps this UART's registers.
             let regs = unsafe { Ns16550Registers::mmio(virt as usize, width) };
-            UartConsole::Ns16550(Ns16550::new(regs, descriptor.baud))
+            Uart::Ns16550(Ns16550::new(regs, descriptor.baud))
         }
         (UartKind::Pl011, ConsoleAccess::Mmio { virt, .. }) => {
             // SAFETY: the caller guarantees `virt` maps this PL011's registers.
-            UartConsole::Pl011(unsafe { Pl011::new(virt as usize) })
+            Uart::Pl011(unsafe { Pl011::new(virt as usize) })
         }
         (UartKind::Pl011, ConsoleAccess::Port { .. }) => return None,
     };
-    CONSOLE.set(console).map(|c| c as &dyn ConsoleSink)
+    slot.set(UartConsole::new(uart))
+        .map(|c| c as &dyn ConsoleSink)
+}
+
+#[cfg(test)]
+mod tests {
+    //! A console whose UART never becomes ready: nothing at its address.
+    use super::*;
+    use core::sync::atomic::AtomicU32;
+    use kernel_core::console::READY_READ_BUDGET;
+    use stratus_arch::PortIo;
+
+    static READS: AtomicU32 = AtomicU32::new(0);
+    static WRITES: AtomicU32 = AtomicU32::new(0);
+
+    /// A port space with no device: every read is 0, so the line status
+    /// never says "transmitter empty".
+    fn absent_read(_port: u16) -> u8 {
+        READS.fetch_add(1, Ordering::Relaxed);
+        0
+    }
+
+    fn absent_write(_port: u16, _value: u8) {
+        WRITES.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn absent_read_u32(_port: u16) -> u32 {
+        0
+    }
+
+    #[test]
+    fn a_uart_that_never_gets_ready_is_given_up_after_a_bounded_wait() {
+        let io = PortIo {
+            read_u8: absent_read,
+            write_u8: absent_write,
+            read_u32: absent_read_u32,
+        };
+        let uart = Ns16550::new(Ns16550Registers::Port { base: 0x2f8, io }, None);
+        let console = UartConsole::new(Uart::Ns16550(uart));
+        let writes_before = WRITES.load(Ordering::Relaxed);
+        assert_eq!(console.write_bytes(b"hello\n"), Err(ConsoleTimeout));
+        // One bounded wait (the host test has no clock: the read budget),
+        // and the byte was not written.
+        assert_eq!(READS.load(Ordering::Relaxed), READY_READ_BUDGET);
+        assert_eq!(WRITES.load(Ordering::Relaxed), writes_before);
+        // Dead for good: later writes fail without touching the device.
+        assert_eq!(console.write_bytes(b"more\n"), Err(ConsoleTimeout));
+        assert_eq!(READS.load(Ordering::Relaxed), READY_READ_BUDGET);
+    }
 }

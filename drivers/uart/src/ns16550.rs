@@ -7,6 +7,7 @@
 //! are addressed by index through [`Ns16550Registers`] rather than a fixed
 //! `tock-registers` layout.
 
+use kernel_core::console::{ConsoleTimeout, wait_ready};
 use stratus_arch::PortIo;
 
 const THR: u16 = 0;
@@ -31,10 +32,6 @@ const LSR_THR_EMPTY: u8 = 0x20;
 
 /// The 1.8432 MHz clock of PC-compatible UARTs, divided by 16.
 const PC_UART_BASE_BAUD: u32 = 115_200;
-
-/// Bound on the wait for the transmitter; a UART that never drains (absent
-/// device, broken SPCR) must not hang the kernel.
-const TX_SPIN_LIMIT: u32 = 1_000_000;
 
 /// Where a 16550's registers are.
 #[derive(Clone, Copy, Debug)]
@@ -132,15 +129,15 @@ impl Ns16550 {
         uart
     }
 
-    /// Sends one byte, waiting (bounded) for room in the transmitter.
-    pub fn write_byte(&self, byte: u8) {
-        for _ in 0..TX_SPIN_LIMIT {
-            if self.regs.read(LSR) & LSR_THR_EMPTY != 0 {
-                break;
-            }
-            core::hint::spin_loop();
+    /// Sends one byte, waiting for room in the transmitter. The wait is
+    /// bounded ([`wait_ready`]): a UART that never drains (nothing at the
+    /// address, a broken SPCR) fails instead of hanging the kernel.
+    pub fn write_byte(&self, byte: u8) -> Result<(), ConsoleTimeout> {
+        if !wait_ready(|| self.regs.read(LSR) & LSR_THR_EMPTY != 0) {
+            return Err(ConsoleTimeout);
         }
         self.regs.write(THR, byte);
+        Ok(())
     }
 }
 
@@ -188,7 +185,7 @@ mod tests {
             read_u32: fake_read_u32,
         };
         let uart = Ns16550::new(Ns16550Registers::Port { base: 0x3f8, io }, Some(115_200));
-        uart.write_byte(b'S');
+        uart.write_byte(b'S').unwrap();
         let writes = WRITES.lock().unwrap().clone();
         assert_eq!(
             writes,
@@ -222,7 +219,7 @@ mod tests {
             // alive for the whole use of `regs`.
             let regs = unsafe { Ns16550Registers::mmio(base, width) };
             let uart = Ns16550::new(regs, Some(115_200));
-            uart.write_byte(b'G');
+            uart.write_byte(b'G').unwrap();
             // SAFETY: offsets inside `page`.
             let (thr, ier) = unsafe { (*(base as *const u8), *((base + stride) as *const u8)) };
             assert_eq!(thr, b'G', "width {width}");

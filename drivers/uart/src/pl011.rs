@@ -4,6 +4,7 @@
 //! Register offsets from the PL011 Technical Reference Manual (DDI 0183),
 //! section 3.2 "Summary of registers".
 
+use kernel_core::console::{ConsoleTimeout, wait_ready};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 use tock_registers::{register_bitfields, register_structs};
@@ -48,9 +49,6 @@ register_structs! {
     }
 }
 
-/// Bound on the wait for FIFO room; see the 16550 driver.
-const TX_SPIN_LIMIT: u32 = 1_000_000;
-
 /// A PL011 driven by polling.
 pub struct Pl011 {
     regs: &'static Pl011Registers,
@@ -80,14 +78,12 @@ impl Pl011 {
         Self { regs }
     }
 
-    /// Sends one byte, waiting (bounded) for FIFO room.
-    pub fn write_byte(&self, byte: u8) {
-        for _ in 0..TX_SPIN_LIMIT {
-            if !self.regs.fr.is_set(FR::TXFF) {
-                break;
-            }
-            core::hint::spin_loop();
+    /// Sends one byte, waiting (bounded, see [`wait_ready`]) for FIFO room.
+    pub fn write_byte(&self, byte: u8) -> Result<(), ConsoleTimeout> {
+        if !wait_ready(|| !self.regs.fr.is_set(FR::TXFF)) {
+            return Err(ConsoleTimeout);
         }
         self.regs.dr.set(u32::from(byte));
+        Ok(())
     }
 }

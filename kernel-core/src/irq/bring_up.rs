@@ -37,6 +37,10 @@ pub fn bring_up<A: Arch>(
         device_memory
             .map::<A>(phys, len, frames)
             .map(|region| region.virt)
+            .map_err(|e| {
+                log::error!(target: "irq", "registers at {phys:#x}: {e}");
+                e.as_map_error()
+            })
     };
     let interrupts = match init::<A>(&hardware, &mut map) {
         Ok(i) => i,
