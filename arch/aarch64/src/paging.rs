@@ -121,37 +121,52 @@ fn publish(mapping: &DeviceMapping) {
     barrier::isb(barrier::SY);
 }
 
+/// Checks `mapping` and the translation regime, and gives the kernel's
+/// tables through the direct map with the current TCR_EL1.
+fn kernel_tables(
+    mapping: &DeviceMapping,
+    hhdm_offset: u64,
+) -> Result<(DirectMappedTables, u64), MapError> {
+    table_walk::validate(mapping)?;
+    let tcr = TCR_EL1.get();
+    if let Err(problem) = descriptor::check_kernel_translation(tcr) {
+        log::error!("cannot map {:#x}: {problem}", mapping.phys);
+        return Err(MapError::UnsupportedTranslation);
+    }
+    // SAFETY: the Limine protocol maps all memory-map entries, which hold
+    // the loader's translation tables (bootloader-reclaimable) and the
+    // frames of kernel-core's allocator, in the direct map at `hhdm_offset`.
+    // Only the boot CPU edits translation tables (secondary CPUs map
+    // nothing).
+    Ok((unsafe { DirectMappedTables::new(hhdm_offset) }, tcr))
+}
+
+/// Maps every page of `mapping` in TTBR1 with the page descriptor `page`
+/// and publishes the new descriptors, also after `OutOfFrames`, which may
+/// leave the first pages mapped.
+fn map_and_publish(
+    tables: &mut DirectMappedTables,
+    frames: &mut dyn FrameSource,
+    mapping: &DeviceMapping,
+    page: impl Fn(u64) -> u64,
+) -> Result<(), MapError> {
+    let result = table_walk::map_pages(tables, frames, table_base(TTBR1_EL1.get()), mapping, page);
+    publish(mapping);
+    result
+}
+
 /// Maps `mapping` as Device-nGnRnE, EL1 read/write, never executable.
 pub fn map_device(
     mapping: DeviceMapping,
     hhdm_offset: u64,
     frames: &mut dyn FrameSource,
 ) -> Result<(), MapError> {
-    table_walk::validate(&mapping)?;
-    let tcr = TCR_EL1.get();
-    if let Err(problem) = descriptor::check_kernel_translation(tcr) {
-        log::error!("cannot map devices: {problem}");
-        return Err(MapError::UnsupportedTranslation);
-    }
-    // SAFETY: the Limine protocol maps all memory-map entries, which hold
-    // the loader's translation tables (bootloader-reclaimable) and the
-    // frames of kernel-core's allocator, in the direct map at `hhdm_offset`.
-    // Only this CPU edits translation tables during boot.
-    let mut tables = unsafe { DirectMappedTables::new(hhdm_offset) };
+    let (mut tables, tcr) = kernel_tables(&mapping, hhdm_offset)?;
     let attr_index = *DEVICE_ATTR_INDEX.call_once(|| choose_device_attr_index(&tables, tcr));
-    let Some(attr_index) = attr_index else {
-        return Err(MapError::UnsupportedTranslation);
-    };
-    let result = table_walk::map_device_pages(
-        &mut tables,
-        frames,
-        table_base(TTBR1_EL1.get()),
-        &mapping,
-        attr_index,
-    );
-    // Also after `OutOfFrames`, which may leave the first pages mapped.
-    publish(&mapping);
-    result
+    let attr_index = attr_index.ok_or(MapError::UnsupportedTranslation)?;
+    map_and_publish(&mut tables, frames, &mapping, |phys| {
+        descriptor::device_page_descriptor(phys, attr_index)
+    })
 }
 
 /// Maps RAM `mapping` as normal memory with the attributes the kernel's own
@@ -162,21 +177,12 @@ pub fn map_memory(
     hhdm_offset: u64,
     frames: &mut dyn FrameSource,
 ) -> Result<(), MapError> {
-    table_walk::validate(&mapping)?;
-    let tcr = TCR_EL1.get();
-    if let Err(problem) = descriptor::check_kernel_translation(tcr) {
-        log::error!("cannot map memory: {problem}");
-        return Err(MapError::UnsupportedTranslation);
-    }
-    // SAFETY: as in `map_device`.
-    let mut tables = unsafe { DirectMappedTables::new(hhdm_offset) };
+    let (mut tables, _) = kernel_tables(&mapping, hhdm_offset)?;
     let root = table_base(TTBR1_EL1.get());
     let data =
         crate::secondary_tables::translate(&tables, root, (&raw const DEVICE_ATTR_INDEX) as u64)
             .ok_or(MapError::UnsupportedTranslation)?;
-    let result = table_walk::map_pages(&mut tables, frames, root, &mapping, |phys| {
+    map_and_publish(&mut tables, frames, &mapping, |phys| {
         descriptor::memory_page_descriptor(phys, data.leaf)
-    });
-    publish(&mapping);
-    result
+    })
 }
