@@ -1,7 +1,7 @@
 //! Console UART drivers, architecture-neutral.
 //!
 //! * [`Ns16550`]: the PC serial port and its descendants, with registers in
-//!   I/O port space (x86 COM1) or memory-mapped with a 1- or 4-byte stride
+//!   I/O port space (x86 COM1) or memory-mapped with a 1-, 2- or 4-byte stride
 //!   (AWS Graviton, SPCR interface types 0/1/0x12).
 //! * [`Pl011`]: the Arm PrimeCell UART (QEMU virt, Azure arm64) and the SBSA
 //!   generic UART subset of it.
@@ -207,5 +207,48 @@ mod tests {
         // Dead for good: later writes fail without touching the device.
         assert_eq!(console.write_bytes(b"more\n"), Err(ConsoleTimeout));
         assert_eq!(READS.load(Ordering::Relaxed), READY_READ_BUDGET);
+    }
+
+    /// `open_console` builds a PL011 over its (here: fake) register page:
+    /// interrupts masked and cleared, UART and transmitter enabled, bytes
+    /// through the data register; a PL011 in port space is refused.
+    #[test]
+    fn open_console_drives_a_pl011_and_refuses_one_in_port_space() {
+        extern crate std;
+        let page: &'static mut [u32; 1024] = std::boxed::Box::leak(std::boxed::Box::new([0; 1024]));
+        page[0x38 / 4] = 0x7ff; // IMSC: everything unmasked by the "firmware"
+        let virt = page.as_mut_ptr() as u64;
+        let descriptor = ConsoleDescriptor {
+            kind: UartKind::Pl011,
+            registers: kernel_core::console::UartRegisters::Mmio {
+                phys: 0x0900_0000,
+                width: 4,
+            },
+            baud: None,
+        };
+        let port = ConsoleAccess::Port {
+            base: 0x3f8,
+            io: PortIo {
+                read_u8: absent_read,
+                write_u8: absent_write,
+                read_u32: absent_read_u32,
+            },
+        };
+        // SAFETY: a PL011 descriptor with port access is refused before any
+        // register is touched.
+        assert!(unsafe { open_console(&descriptor, port) }.is_none());
+        // SAFETY: `page` stands in for the PL011's 4 KiB register block and
+        // lives for the rest of the test process.
+        let console = unsafe { open_console(&descriptor, ConsoleAccess::Mmio { virt, width: 4 }) }
+            .expect("a PL011 console");
+        // SAFETY: reads of the leaked page, which the driver writes with
+        // volatile stores only.
+        let reg = |offset: usize| unsafe {
+            core::ptr::read_volatile((virt as usize + offset) as *const u32)
+        };
+        assert_eq!(reg(0x38), 0, "interrupts masked");
+        assert_eq!(reg(0x30) & 0x301, 0x301, "UARTEN, TXE and RXE set");
+        assert_eq!(console.write_bytes(b"ok"), Ok(()));
+        assert_eq!(reg(0x00), u32::from(b'k'));
     }
 }

@@ -47,7 +47,7 @@ pub enum Ns16550Registers {
     Mmio {
         /// Virtual address of register 0 (device memory).
         base: usize,
-        /// Stride and access width in bytes (1 or 4).
+        /// Stride and access width in bytes (1, 2 or 4).
         width: u8,
     },
 }
@@ -61,7 +61,11 @@ impl Ns16550Registers {
     pub unsafe fn mmio(base: usize, width: u8) -> Self {
         Ns16550Registers::Mmio {
             base,
-            width: if width >= 4 { 4 } else { 1 },
+            width: match width {
+                0 | 1 => 1,
+                2 | 3 => 2,
+                _ => 4,
+            },
         }
     }
 
@@ -71,6 +75,10 @@ impl Ns16550Registers {
             Ns16550Registers::Mmio { base, width: 4 } => {
                 // SAFETY: `mmio`'s contract: mapped device registers, 4-byte stride.
                 unsafe { core::ptr::read_volatile((base + 4 * reg as usize) as *const u32) as u8 }
+            }
+            Ns16550Registers::Mmio { base, width: 2 } => {
+                // SAFETY: `mmio`'s contract: mapped device registers, 2-byte stride.
+                unsafe { core::ptr::read_volatile((base + 2 * reg as usize) as *const u16) as u8 }
             }
             Ns16550Registers::Mmio { base, .. } => {
                 // SAFETY: `mmio`'s contract: mapped device registers, 1-byte stride.
@@ -88,6 +96,15 @@ impl Ns16550Registers {
                     core::ptr::write_volatile(
                         (base + 4 * reg as usize) as *mut u32,
                         u32::from(value),
+                    )
+                }
+            }
+            Ns16550Registers::Mmio { base, width: 2 } => {
+                // SAFETY: `mmio`'s contract: mapped device registers, 2-byte stride.
+                unsafe {
+                    core::ptr::write_volatile(
+                        (base + 2 * reg as usize) as *mut u16,
+                        u16::from(value),
                     )
                 }
             }
@@ -207,8 +224,9 @@ mod tests {
     /// variant (SPCR type 0x12 with dword access). Registers live in a host
     /// buffer standing in for the device page.
     #[test]
-    fn mmio_registers_at_byte_and_dword_stride() {
-        for width in [1u8, 4] {
+    fn mmio_registers_at_byte_word_and_dword_stride() {
+        // SPCR access sizes 1, 2 and 3/4 (byte, 16-bit, 32-bit).
+        for width in [1u8, 2, 4] {
             let stride = width as usize;
             let mut page = [0u32; 16];
             let base = page.as_mut_ptr() as usize;
