@@ -320,7 +320,9 @@ fn init_clock<A: Arch>(acpi: &AcpiPlatform, entry_ticks: u64) {
     }
     match (acpi.pm_timer(), A::port_io()) {
         (Some(PmTimer::Port { port, bits }), Some(io)) => {
-            let read_pm = || u64::from((io.read_u32)(port));
+            // SAFETY: `port` is the ACPI PM timer block the FADT names;
+            // reading the free-running counter has no side effects.
+            let read_pm = || u64::from(unsafe { (io.read_u32)(port) });
             // 10 ms of the 3.58 MHz PM timer.
             match time::calibrate(
                 A::ticks,

@@ -41,14 +41,20 @@ pub trait Arch:
 
 /// Byte access to an I/O port space (x86 `in`/`out`). Plain function
 /// pointers, so that drivers stay free of architecture code.
+///
+/// Every accessor is `unsafe`: a port can be a device that changes memory
+/// or the machine's state (PCI configuration at 0xcf8/0xcfc, the reset
+/// control register at 0xcf9, a DMA controller). The caller vouches that
+/// the port belongs to the device it drives and that the device expects
+/// the access.
 #[derive(Clone, Copy, Debug)]
 pub struct PortIo {
     /// Reads the byte at a port.
-    pub read_u8: fn(u16) -> u8,
+    pub read_u8: unsafe fn(u16) -> u8,
     /// Writes a byte to a port.
-    pub write_u8: fn(u16, u8),
+    pub write_u8: unsafe fn(u16, u8),
     /// Reads 32 bits at a port.
-    pub read_u32: fn(u16) -> u32,
+    pub read_u32: unsafe fn(u16) -> u32,
 }
 
 /// Control of the processor that executes the caller.

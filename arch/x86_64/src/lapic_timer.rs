@@ -84,7 +84,9 @@ fn calibrate_apic(lapic: LocalApic, port: u16, bits: u32) -> Result<u64, Interru
     } else {
         (1u32 << bits) - 1
     };
-    let pm = || u64::from((ports::PORT_IO.read_u32)(port) & mask);
+    // SAFETY: `port` is the ACPI PM timer block the FADT names; reading
+    // the free-running counter has no side effects.
+    let pm = || u64::from(unsafe { ports::read_u32(port) } & mask);
     lapic.write(LVT_TIMER, LVT_MASKED);
     lapic.write(TIMER_DIVIDE, DIVIDE_BY_1);
     lapic.write(TIMER_INITIAL, u32::MAX);

@@ -15,19 +15,27 @@ pub const BASE: u8 = 0x20;
 /// Reinitialises both PICs (ICW1..ICW4) to vectors `BASE..BASE + 16`, then
 /// masks every line.
 pub fn remap_and_mask() {
-    // ICW1: initialise, ICW4 follows.
-    write_u8(MASTER_COMMAND, 0x11);
-    write_u8(SLAVE_COMMAND, 0x11);
-    // ICW2: vector offsets.
-    write_u8(MASTER_DATA, BASE);
-    write_u8(SLAVE_DATA, BASE + 8);
-    // ICW3: slave on master's IRQ 2; slave's cascade identity 2.
-    write_u8(MASTER_DATA, 4);
-    write_u8(SLAVE_DATA, 2);
-    // ICW4: 8086 mode.
-    write_u8(MASTER_DATA, 1);
-    write_u8(SLAVE_DATA, 1);
-    // OCW1: mask all.
-    write_u8(MASTER_DATA, 0xff);
-    write_u8(SLAVE_DATA, 0xff);
+    const SEQUENCE: [(u16, u8); 10] = [
+        // ICW1: initialise, ICW4 follows.
+        (MASTER_COMMAND, 0x11),
+        (SLAVE_COMMAND, 0x11),
+        // ICW2: vector offsets.
+        (MASTER_DATA, BASE),
+        (SLAVE_DATA, BASE + 8),
+        // ICW3: slave on master's IRQ 2; slave's cascade identity 2.
+        (MASTER_DATA, 4),
+        (SLAVE_DATA, 2),
+        // ICW4: 8086 mode.
+        (MASTER_DATA, 1),
+        (SLAVE_DATA, 1),
+        // OCW1: mask all.
+        (MASTER_DATA, 0xff),
+        (SLAVE_DATA, 0xff),
+    ];
+    for (port, value) in SEQUENCE {
+        // SAFETY: ports 0x20/0x21/0xa0/0xa1 are the PC's 8259 pair, which
+        // the kernel owns; this is its documented initialisation sequence,
+        // which ends with every line masked.
+        unsafe { write_u8(port, value) };
+    }
 }

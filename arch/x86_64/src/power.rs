@@ -17,7 +17,9 @@ pub fn power_off(status: ExitStatus, methods: &PowerMethods) -> ! {
             ExitStatus::Success => 0x10,
             ExitStatus::Failure => 0x11,
         };
-        crate::ports::write_u32(QEMU_DEBUG_EXIT_PORT, value);
+        // SAFETY: `exit=qemu` says the test harness put QEMU's
+        // isa-debug-exit device at this port; writing it ends the machine.
+        unsafe { crate::ports::write_u32(QEMU_DEBUG_EXIT_PORT, value) };
     }
     match &methods.acpi_soft_off {
         Some(soft_off) => {
@@ -51,7 +53,16 @@ const SLEEP_SETTLE_POLLS: u32 = 5_000_000;
 /// Writes `SLP_TYPx | SLP_EN` to the PM1 control registers, taking the ACPI
 /// hardware from the firmware first where it still owns it.
 fn enter_s5(soft_off: &AcpiSoftOff) {
-    use crate::ports::{read_u16, write_u8, write_u16};
+    use crate::ports;
+    // The ports are the PM1 control blocks and the SMI command port the FADT
+    // names; the accesses are the ACPI-defined ones for handing over ACPI
+    // and entering S5, made while the machine is being stopped.
+    // SAFETY: as just said.
+    let read_u16 = |port| unsafe { ports::read_u16(port) };
+    // SAFETY: as just said.
+    let write_u16 = |port, value| unsafe { ports::write_u16(port, value) };
+    // SAFETY: as just said.
+    let write_u8 = |port, value| unsafe { ports::write_u8(port, value) };
     if read_u16(soft_off.pm1a_control) & SCI_EN == 0
         && let Some((smi_port, enable)) = soft_off.acpi_enable
     {
@@ -92,10 +103,14 @@ pub fn reset(methods: &PowerMethods) -> ! {
     x86_64::instructions::interrupts::disable();
     if let Some((port, value)) = methods.acpi_reset_port {
         log::info!("reset: FADT reset register, port {port:#x} <- {value:#x}");
-        crate::ports::write_u8(port, value);
+        // SAFETY: the FADT names this port as the reset register and this
+        // value as the one that resets; the machine is being reset.
+        unsafe { crate::ports::write_u8(port, value) };
     }
     log::info!("reset: reset control register {RESET_CONTROL_PORT:#x}");
-    crate::ports::write_u8(RESET_CONTROL_PORT, RESET_CONTROL_HARD_RESET);
+    // SAFETY: 0xcf9 is the reset control register of Intel chipsets (and
+    // QEMU's); the machine is being reset.
+    unsafe { crate::ports::write_u8(RESET_CONTROL_PORT, RESET_CONTROL_HARD_RESET) };
     log::warn!("reset: no reset register worked; triple fault");
     let empty = x86_64::structures::DescriptorTablePointer {
         limit: 0,

@@ -71,7 +71,9 @@ impl Ns16550Registers {
 
     fn read(&self, reg: u16) -> u8 {
         match *self {
-            Ns16550Registers::Port { base, io } => (io.read_u8)(base + reg),
+            // SAFETY: the ports are this UART's (checked not to wrap when
+            // the descriptor was made), whose registers the driver owns.
+            Ns16550Registers::Port { base, io } => unsafe { (io.read_u8)(base + reg) },
             Ns16550Registers::Mmio { base, width: 4 } => {
                 // SAFETY: `mmio`'s contract: mapped device registers, 4-byte stride.
                 unsafe { core::ptr::read_volatile((base + 4 * reg as usize) as *const u32) as u8 }
@@ -89,7 +91,8 @@ impl Ns16550Registers {
 
     fn write(&self, reg: u16, value: u8) {
         match *self {
-            Ns16550Registers::Port { base, io } => (io.write_u8)(base + reg, value),
+            // SAFETY: as in `read`.
+            Ns16550Registers::Port { base, io } => unsafe { (io.write_u8)(base + reg, value) },
             Ns16550Registers::Mmio { base, width: 4 } => {
                 // SAFETY: `mmio`'s contract: mapped device registers, 4-byte stride.
                 unsafe {

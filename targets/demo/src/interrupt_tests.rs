@@ -257,15 +257,20 @@ pub fn isa_irq(port_io: Option<platform_arch::PortIo>) {
     };
     // Channel 0, lobyte/hibyte, mode 2 (rate generator).
     let divisor = PIT_HZ / RATE_HZ;
-    (io.write_u8)(0x43, 0x34);
-    (io.write_u8)(0x40, (divisor & 0xff) as u8);
-    (io.write_u8)(0x40, (divisor >> 8) as u8);
+    // SAFETY: 0x40 and 0x43 are the PC's PIT, which nothing
+    // else in this kernel uses; these are its documented programming steps.
+    unsafe {
+        (io.write_u8)(0x43, 0x34);
+        (io.write_u8)(0x40, (divisor & 0xff) as u8);
+        (io.write_u8)(0x40, (divisor >> 8) as u8);
+    }
     let start = timer::now_ticks().unwrap_or(0);
     let _ = timer::sleep(Duration::from_millis(200));
     let count = PIT_IRQS.load(Ordering::Relaxed);
     let elapsed = timer::now_ticks().unwrap_or(start) - start;
     // Back to a one-shot that never fires again, and the line masked.
-    (io.write_u8)(0x43, 0x30);
+    // SAFETY: as above.
+    unsafe { (io.write_u8)(0x43, 0x30) };
     let _ = interrupts.release_line(InterruptLine::Isa(0), id);
     let hz = time::ticks_per_second().unwrap_or(1);
     let window_us = micros(elapsed, hz).max(1);
