@@ -12,7 +12,7 @@
 #   make fuzz                    long seeded run of every parser's fuzz target (FUZZ_ITERATIONS)
 #   make clean
 #
-# Variables: ARCH (x86_64 | aarch64), CMDLINE (kernel command line in the image, default
+# Variables: ARCH (x86_64 | aarch64), CPUS (for run, default 4), CMDLINE (kernel command line in the image, default
 # empty), LIMINE_DIR (genuine Limine's BOOTX64.EFI/BOOTAA64.EFI instead of our loader),
 # CARGO_TARGET_DIR, CLIPPY_FLAGS (default -D warnings), V=1 (show cargo's full output).
 
@@ -123,9 +123,12 @@ cloud-commands: tool
 
 # --------------------------------------------------------------------------- running --
 
+# CPUs of the machine `make run` boots (the tests use QEMU's default of 2 unless a case
+# says otherwise).
+CPUS ?= 4
 run: image
-	$(call say,run: $(ARCH))
-	@CARGO_TARGET_DIR="$(TARGET_DIR)" $(PYTHON) ci/qemu.py run --arch $(ARCH) "$(IMAGE)"
+	$(call say,run: $(ARCH) with $(CPUS) CPUs)
+	@CARGO_TARGET_DIR="$(TARGET_DIR)" $(PYTHON) ci/qemu.py run --arch $(ARCH) "$(IMAGE)" -- -smp $(CPUS)
 
 debug: image
 	$(call say,debug: $(ARCH))
