@@ -48,9 +48,13 @@ impl LapicTimer {
     /// [`local_apic::init`] or [`local_apic::init_secondary`]).
     pub fn new(description: &TimerDescription) -> Result<Self, InterruptError> {
         let lapic = local_apic::get().ok_or(InterruptError::WrongHardware)?;
-        if !tsc_is_invariant() {
-            log::warn!(target: "timer", "the CPU does not report an invariant TSC");
-        }
+        // Said once for the machine, not once per CPU.
+        static TSC_CHECKED: spin::Once<()> = spin::Once::new();
+        TSC_CHECKED.call_once(|| {
+            if !tsc_is_invariant() {
+                log::warn!(target: "timer", "the CPU does not report an invariant TSC");
+            }
+        });
         let mode = if __cpuid(1).ecx & (1 << 24) != 0 {
             Mode::TscDeadline
         } else {
