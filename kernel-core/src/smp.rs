@@ -31,8 +31,8 @@ pub const EXCEPTION_STACK_BYTES: u64 = 16 * 1024;
 /// How long a started CPU has to arrive. Under QEMU's TCG a CPU arrives in
 /// well under 10 ms; hardware in microseconds.
 pub const ARRIVAL_TIMEOUT_MS: u64 = 1000;
-/// Counter reads while waiting when the counter frequency is unknown.
-const ARRIVAL_SPINS_WITHOUT_CLOCK: u64 = 100_000_000;
+/// Polls while waiting when the counter frequency is unknown.
+const SPINS_WITHOUT_CLOCK: u64 = 100_000_000;
 
 /// CPUs online, the boot CPU included.
 static ONLINE: AtomicUsize = AtomicUsize::new(1);
@@ -191,26 +191,30 @@ fn start_one<A: Arch>(
     if let Err(e) = A::start_cpu(&start, hhdm_offset, &mut zeroed) {
         return StartOutcome::Refused(e);
     }
-    if wait_for::<A>(&arrival.arrived) {
+    if wait_until::<A>(ARRIVAL_TIMEOUT_MS, || {
+        arrival.arrived.load(Ordering::Acquire)
+    }) {
         StartOutcome::Online
     } else {
         StartOutcome::NoArrival
     }
 }
 
-/// Waits, bounded by [`ARRIVAL_TIMEOUT_MS`], for `flag` to be set.
-fn wait_for<A: Arch>(flag: &AtomicBool) -> bool {
+/// Waits until `done()` holds or `timeout_ms` passed on the counter (a
+/// fixed number of polls while its frequency is unknown); returns whether
+/// `done()` held.
+fn wait_until<A: Arch>(timeout_ms: u64, done: impl Fn() -> bool) -> bool {
     let start = A::ticks();
-    let limit = time::ticks_per_second().map(|hz| hz.saturating_mul(ARRIVAL_TIMEOUT_MS) / 1000);
+    let limit = time::ticks_per_second().map(|hz| hz.saturating_mul(timeout_ms) / 1000);
     let mut spins = 0u64;
     loop {
-        if flag.load(Ordering::Acquire) {
+        if done() {
             return true;
         }
         spins += 1;
         let expired = match limit {
             Some(limit) => A::ticks().wrapping_sub(start) > limit,
-            None => spins > ARRIVAL_SPINS_WITHOUT_CLOCK,
+            None => spins > SPINS_WITHOUT_CLOCK,
         };
         if expired {
             return false;
@@ -322,11 +326,7 @@ pub fn call_on_others<A: Arch>(f: fn(usize)) -> usize {
         }
     }
     let all = targets.len();
-    let start = A::ticks();
-    let limit = time::ticks_per_second().map_or(u64::MAX, |hz| hz * CALL_TIMEOUT_MS / 1000);
-    while CALL_DONE.load(Ordering::Acquire) < all && A::ticks().wrapping_sub(start) < limit {
-        core::hint::spin_loop();
-    }
+    wait_until::<A>(CALL_TIMEOUT_MS, || CALL_DONE.load(Ordering::Acquire) >= all);
     *CALL.lock() = None;
     CALL_DONE.load(Ordering::Acquire)
 }
