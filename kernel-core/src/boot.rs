@@ -273,7 +273,7 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     let cpus = acpi.enabled_cpu_ids();
     let online = smp::start_secondaries::<A>(
         &cpus,
-        acpi.psci(),
+        power_methods().psci,
         &boot.memory_map,
         boot.hhdm_offset,
         &mut frames,
