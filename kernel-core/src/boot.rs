@@ -23,35 +23,9 @@ use crate::mmio::DeviceMemory;
 use crate::ready::ReadyLine;
 use crate::stacks::KernelStacks;
 use crate::{cpu_local, heap, irq, irq_lock, limine_boot, logger, panic, smp, time};
-use stratus_arch::{Arch, ExitStatus, PortIo, PowerMethods};
+use stratus_arch::{Arch, ExitStatus, PowerMethods};
 
-/// How the platform reaches a console's registers once kernel-core has
-/// mapped them.
-#[derive(Clone, Copy, Debug)]
-pub enum ConsoleAccess {
-    /// Registers mapped with device attributes at `virt`.
-    Mmio {
-        /// Virtual address of register 0.
-        virt: u64,
-        /// Access width and register stride in bytes.
-        width: u8,
-    },
-    /// Registers in I/O port space.
-    Port {
-        /// First port.
-        base: u16,
-        /// The architecture's port accessors.
-        io: PortIo,
-    },
-}
-
-/// Builds a console driver for a descriptor (the platform wires this to the
-/// UART drivers). `None` when the kind is not supported.
-///
-/// Safety contract: the access must describe that UART's registers, mapped
-/// with device attributes when in memory.
-pub type OpenConsole =
-    unsafe fn(&ConsoleDescriptor, ConsoleAccess) -> Option<&'static dyn ConsoleSink>;
+pub use stratus_driver_api::console::{ConsoleAccess, OpenConsole};
 
 /// How the machine can be stopped; grows as the kernel learns more (the
 /// command line first, then ACPI or the device tree).

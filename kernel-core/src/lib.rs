@@ -13,7 +13,7 @@ pub mod acpi;
 pub mod boot;
 pub mod boot_info;
 pub mod cmdline;
-pub mod console;
+pub use stratus_driver_api::console;
 pub mod cpu_local;
 pub mod devicetree;
 pub mod fixed_string;

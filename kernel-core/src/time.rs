@@ -17,6 +17,8 @@ static COUNTER: spin::Once<fn() -> u64> = spin::Once::new();
 /// Records how to read the CPU counter (the architecture's `Clock::ticks`).
 pub fn set_counter(ticks: fn() -> u64) {
     COUNTER.call_once(|| ticks);
+    // Drivers bound their waits with the same clock.
+    stratus_driver_api::clock::install(now_micros);
 }
 
 /// Microseconds since kernel entry now, once the counter and its frequency

@@ -189,6 +189,11 @@ pub enum InterruptError {
     TimerUncalibrated,
     /// The hardware did not answer within its bound.
     Timeout,
+    /// Message-signalled interrupts cannot be delivered (no ITS, GICv2).
+    MsiUnsupported,
+    /// The target CPU cannot be addressed by an MSI (x86: APIC id above
+    /// 255 without interrupt remapping).
+    MsiUnreachableCpu(u64),
 }
 
 impl core::fmt::Display for InterruptError {
@@ -209,6 +214,11 @@ impl core::fmt::Display for InterruptError {
                 f.write_str("local APIC timer cannot be calibrated (no TSC-deadline, no PM timer)")
             }
             Self::Timeout => f.write_str("interrupt hardware did not answer in time"),
+            Self::MsiUnsupported => f.write_str("message-signalled interrupts cannot be delivered"),
+            Self::MsiUnreachableCpu(cpu) => write!(
+                f,
+                "CPU {cpu} cannot be reached by an MSI (APIC id above 255, no interrupt remapping)"
+            ),
         }
     }
 }
@@ -237,6 +247,54 @@ pub trait InterruptController: Send {
 
     /// Sends interrupt `id` to CPU `target` (an inter-processor interrupt).
     fn send_ipi(&mut self, target: CpuHardwareId, id: InterruptId) -> Result<(), InterruptError>;
+
+    /// Ids for message-signalled interrupts, disjoint from
+    /// [`InterruptController::allocatable`]: x86 vectors; GIC LPIs when an
+    /// ITS is present. Empty where MSIs cannot be delivered (the default).
+    fn msi_ids(&self) -> Range<u32> {
+        0..0
+    }
+
+    /// Prepares delivery of MSI `id` from device `device` to CPU `target`
+    /// and returns the message the device must write. On the GIC this maps
+    /// the device's event to the LPI in the ITS; `device.its_device_id`
+    /// says which device id the ITS sees (from IORT).
+    fn compose_msi(
+        &mut self,
+        device: MsiDevice,
+        id: InterruptId,
+        target: CpuHardwareId,
+    ) -> Result<MsiAddressData, InterruptError> {
+        let _ = (device, id, target);
+        Err(InterruptError::MsiUnsupported)
+    }
+
+    /// Undoes [`InterruptController::compose_msi`]: the device no longer
+    /// sends `id`.
+    fn release_msi(&mut self, device: MsiDevice, id: InterruptId) {
+        let _ = (device, id);
+    }
+}
+
+/// A device that raises message-signalled interrupts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsiDevice {
+    /// PCI segment group.
+    pub segment: u16,
+    /// PCI requester id (bus << 8 | device << 3 | function).
+    pub requester_id: u16,
+    /// The device id the GIC ITS sees, from IORT's root-complex id mapping
+    /// (the requester id where IORT maps it one to one); unused on x86.
+    pub its_device_id: u32,
+}
+
+/// The write that raises an MSI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsiAddressData {
+    /// Address the device writes.
+    pub address: u64,
+    /// Data it writes.
+    pub data: u32,
 }
 
 /// A per-CPU one-shot deadline timer counting in clock ticks

@@ -20,7 +20,7 @@ pub mod mapping;
 
 pub use interrupts::{
     CpuHardwareId, InterruptController, InterruptError, InterruptHardware, InterruptId,
-    InterruptLine, InterruptSetup, Timer, TimerDescription,
+    InterruptLine, InterruptSetup, MsiAddressData, MsiDevice, Timer, TimerDescription,
 };
 pub use mapping::{DeviceMapping, FrameSource, MapError};
 

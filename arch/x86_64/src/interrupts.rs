@@ -16,6 +16,7 @@ use stratus_arch::interrupts::{
 };
 use stratus_arch::{
     CpuHardwareId, InterruptController, InterruptError, InterruptId, InterruptLine,
+    MsiAddressData, MsiDevice,
 };
 use x86_64::VirtAddr;
 use x86_64::structures::idt::InterruptDescriptorTable;
@@ -182,9 +183,16 @@ impl ApicController {
     }
 }
 
-/// Vectors kernel-core may allocate: above the PIC's and below the
-/// spurious vector's neighbourhood.
-const ALLOCATABLE: Range<u32> = 0x30..0xf0;
+/// Vectors kernel-core may allocate for lines and IPIs: above the PIC's.
+const ALLOCATABLE: Range<u32> = 0x30..0x80;
+
+/// Vectors for MSIs: from there to below the spurious vector's
+/// neighbourhood.
+const MSI_VECTORS: Range<u32> = 0x80..0xf0;
+
+/// The local APIC's MSI address window (Intel SDM vol. 3, 11.11.1): the
+/// destination APIC id goes in bits 19:12.
+const MSI_ADDRESS_BASE: u64 = 0xfee0_0000;
 
 fn vector(id: InterruptId) -> Result<u8, InterruptError> {
     u8::try_from(id.0)
@@ -245,4 +253,31 @@ impl InterruptController for ApicController {
         let target = u32::try_from(target.0).map_err(|_| InterruptError::BadId(id.0))?;
         self.lapic.send_ipi(target, vector(id)?)
     }
+
+    fn msi_ids(&self) -> Range<u32> {
+        MSI_VECTORS
+    }
+
+    fn compose_msi(
+        &mut self,
+        _device: MsiDevice,
+        id: InterruptId,
+        target: CpuHardwareId,
+    ) -> Result<MsiAddressData, InterruptError> {
+        msi_message(id, target)
+    }
+}
+
+/// The MSI for `id` to the local APIC `target`: physical destination mode,
+/// fixed delivery, edge triggered (Intel SDM vol. 3, 11.11.1 and 11.11.2).
+/// APIC ids above 255 need interrupt remapping, which is not supported.
+fn msi_message(id: InterruptId, target: CpuHardwareId) -> Result<MsiAddressData, InterruptError> {
+    if !MSI_VECTORS.contains(&id.0) {
+        return Err(InterruptError::BadId(id.0));
+    }
+    let apic_id = u8::try_from(target.0).map_err(|_| InterruptError::MsiUnreachableCpu(target.0))?;
+    Ok(MsiAddressData {
+        address: MSI_ADDRESS_BASE | u64::from(apic_id) << 12,
+        data: id.0,
+    })
 }

@@ -17,8 +17,8 @@ pub use ns16550::{Ns16550, Ns16550Registers};
 pub use pl011::Pl011;
 
 use core::sync::atomic::{AtomicBool, Ordering};
-use kernel_core::boot::ConsoleAccess;
-use kernel_core::console::{ConsoleDescriptor, ConsoleSink, ConsoleTimeout, UartKind};
+use stratus_driver_api::console::ConsoleAccess;
+use stratus_driver_api::console::{ConsoleDescriptor, ConsoleSink, ConsoleTimeout, UartKind};
 use spin_once::Once;
 
 /// A console UART of either kind.
@@ -168,7 +168,7 @@ mod tests {
     //! A console whose UART never becomes ready: nothing at its address.
     use super::*;
     use core::sync::atomic::AtomicU32;
-    use kernel_core::console::READY_READ_BUDGET;
+    use stratus_driver_api::console::READY_READ_BUDGET;
     use stratus_arch::PortIo;
 
     static READS: AtomicU32 = AtomicU32::new(0);
@@ -220,7 +220,7 @@ mod tests {
         let virt = page.as_mut_ptr() as u64;
         let descriptor = ConsoleDescriptor {
             kind: UartKind::Pl011,
-            registers: kernel_core::console::UartRegisters::Mmio {
+            registers: stratus_driver_api::console::UartRegisters::Mmio {
                 phys: 0x0900_0000,
                 width: 4,
             },

@@ -7,7 +7,7 @@
 //! are addressed by index through [`Ns16550Registers`] rather than a fixed
 //! `tock-registers` layout.
 
-use kernel_core::console::{ConsoleTimeout, wait_ready};
+use stratus_driver_api::console::{ConsoleTimeout, wait_ready};
 use stratus_arch::PortIo;
 
 const THR: u16 = 0;

@@ -4,7 +4,7 @@
 //! Register offsets from the PL011 Technical Reference Manual (DDI 0183),
 //! section 3.2 "Summary of registers".
 
-use kernel_core::console::{ConsoleTimeout, wait_ready};
+use stratus_driver_api::console::{ConsoleTimeout, wait_ready};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 use tock_registers::{register_bitfields, register_structs};

@@ -24,11 +24,19 @@ use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, Ordering};
 use stratus_arch::{
     Arch, CpuHardwareId, InterruptController, InterruptError, InterruptHardware, InterruptId,
-    InterruptLine,
+    InterruptLine, MsiAddressData, MsiDevice,
 };
 
 /// What runs when an interrupt arrives; it gets the interrupt's id.
 pub type Handler = fn(InterruptId);
+
+/// A registered handler: a plain one, or a driver's with its context word
+/// (an MSI handler from the driver API).
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Plain(Handler),
+    WithContext(fn(usize), usize),
+}
 
 /// Why an interrupt request failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +76,7 @@ impl core::fmt::Display for IrqError {
 
 /// Interrupt id -> handler.
 pub struct DispatchTable {
-    handlers: IrqSafeSpinlock<[Option<Handler>; MAX_IDS as usize]>,
+    handlers: IrqSafeSpinlock<[Option<Slot>; MAX_IDS as usize]>,
     unhandled: AtomicU64,
 }
 
@@ -89,6 +97,20 @@ impl DispatchTable {
 
     /// Registers `handler` for `id`.
     pub fn register(&self, id: InterruptId, handler: Handler) -> Result<(), IrqError> {
+        self.register_slot(id, Slot::Plain(handler))
+    }
+
+    /// Registers `handler`, called with `context`, for `id`.
+    pub fn register_with_context(
+        &self,
+        id: InterruptId,
+        handler: fn(usize),
+        context: usize,
+    ) -> Result<(), IrqError> {
+        self.register_slot(id, Slot::WithContext(handler, context))
+    }
+
+    fn register_slot(&self, id: InterruptId, handler: Slot) -> Result<(), IrqError> {
         let mut handlers = self.handlers.lock();
         let slot = handlers
             .get_mut(id.0 as usize)
@@ -113,7 +135,8 @@ impl DispatchTable {
     pub fn dispatch(&self, id: InterruptId) {
         let handler = self.handlers.lock().get(id.0 as usize).copied().flatten();
         match handler {
-            Some(handler) => handler(id),
+            Some(Slot::Plain(handler)) => handler(id),
+            Some(Slot::WithContext(handler, context)) => handler(context),
             None => {
                 self.unhandled.fetch_add(1, Ordering::Relaxed);
             }
@@ -131,6 +154,7 @@ impl DispatchTable {
 pub struct Interrupts {
     controller: IrqSafeSpinlock<Box<dyn InterruptController>>,
     ids: IrqSafeSpinlock<VectorAllocator>,
+    msi_ids: IrqSafeSpinlock<VectorAllocator>,
     table: &'static DispatchTable,
     kind: &'static str,
 }
@@ -139,10 +163,12 @@ impl Interrupts {
     /// Wraps `controller`; handlers go to `table`.
     pub fn new(controller: Box<dyn InterruptController>, table: &'static DispatchTable) -> Self {
         let ids = VectorAllocator::new(controller.allocatable());
+        let msi_ids = VectorAllocator::new(controller.msi_ids());
         Self {
             kind: controller.kind(),
             controller: IrqSafeSpinlock::new(controller),
             ids: IrqSafeSpinlock::new(ids),
+            msi_ids: IrqSafeSpinlock::new(msi_ids),
             table,
         }
     }
@@ -204,6 +230,43 @@ impl Interrupts {
     pub fn free(&self, id: InterruptId) {
         self.table.unregister(id);
         self.ids.lock().free(id.0);
+    }
+
+    /// Allocates an MSI id for `device`, registers `handler` (called with
+    /// `context`) for it and prepares its delivery to CPU `target`: the
+    /// id and the message the device must write.
+    pub fn allocate_msi(
+        &self,
+        device: MsiDevice,
+        target: CpuHardwareId,
+        handler: fn(usize),
+        context: usize,
+    ) -> Result<(InterruptId, MsiAddressData), IrqError> {
+        let id = InterruptId(self.msi_ids.lock().allocate()?);
+        if let Err(e) = self.table.register_with_context(id, handler, context) {
+            self.msi_ids.lock().free(id.0);
+            return Err(e);
+        }
+        match self.controller.lock().compose_msi(device, id, target) {
+            Ok(message) => Ok((id, message)),
+            Err(e) => {
+                self.table.unregister(id);
+                self.msi_ids.lock().free(id.0);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Gives back an id from [`Interrupts::allocate_msi`].
+    pub fn free_msi(&self, device: MsiDevice, id: InterruptId) {
+        self.controller.lock().release_msi(device, id);
+        self.table.unregister(id);
+        self.msi_ids.lock().free(id.0);
+    }
+
+    /// Whether the controller can deliver MSIs at all.
+    pub fn msi_available(&self) -> bool {
+        !self.controller.lock().msi_ids().is_empty()
     }
 
     /// The executing CPU's hardware id (APIC id, MPIDR affinity).

@@ -3,8 +3,9 @@
 
 use core::ops::Range;
 
-/// Largest id the allocator tracks (exclusive).
-pub const MAX_IDS: u32 = 1024;
+/// Largest id the allocator tracks (exclusive): every x86 vector and GIC
+/// SGI/PPI/SPI, and the first 1024 LPIs (8192..9216) for MSIs.
+pub const MAX_IDS: u32 = 8192 + 1024;
 
 /// Why an id could not be had.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,12 +97,12 @@ mod tests {
         assert_eq!(a.allocate(), Ok(48));
         assert_eq!(a.reserve(50), Err(VectorError::Taken(50)));
         assert_eq!(a.reserve(47), Err(VectorError::OutOfRange(47)));
-        a.free(5000);
+        a.free(MAX_IDS + 5000);
     }
 
     #[test]
     fn range_is_clipped() {
-        let mut a = VectorAllocator::new(1020..9000);
+        let mut a = VectorAllocator::new(MAX_IDS - 4..MAX_IDS + 100);
         for _ in 0..4 {
             a.allocate().unwrap();
         }

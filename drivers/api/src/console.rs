@@ -10,8 +10,9 @@
 //! logger goes when the console stops working ([`wait_ready`] bounds every
 //! wait for the device).
 
-use crate::time;
+use crate::clock as time;
 use core::fmt;
+use stratus_arch::PortIo;
 
 /// Something that accepts console output. Implemented by UART drivers.
 ///
@@ -64,6 +65,34 @@ pub fn wait_ready(mut ready: impl FnMut() -> bool) -> bool {
         core::hint::spin_loop();
     }
 }
+
+/// How the platform reaches a console's registers once the kernel has
+/// mapped them.
+#[derive(Clone, Copy, Debug)]
+pub enum ConsoleAccess {
+    /// Registers mapped with device attributes at `virt`.
+    Mmio {
+        /// Virtual address of register 0.
+        virt: u64,
+        /// Access width and register stride in bytes.
+        width: u8,
+    },
+    /// Registers in I/O port space.
+    Port {
+        /// First port.
+        base: u16,
+        /// The architecture's port accessors.
+        io: PortIo,
+    },
+}
+
+/// Builds a console driver for a descriptor (the platform wires this to the
+/// UART drivers). `None` when the kind is not supported.
+///
+/// Safety contract: the access must describe that UART's registers, mapped
+/// with device attributes when in memory.
+pub type OpenConsole =
+    unsafe fn(&ConsoleDescriptor, ConsoleAccess) -> Option<&'static dyn ConsoleSink>;
 
 /// The UART register interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,6 +268,8 @@ impl ConsoleDescriptor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    extern crate std;
+    use std::string::ToString;
 
     fn spcr(
         interface_type: u8,

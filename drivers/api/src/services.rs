@@ -1,0 +1,69 @@
+//! What the kernel provides to drivers.
+
+use crate::dma::DmaBuffer;
+use crate::io_mem::{CachePolicy, IoMem};
+use crate::msi::{MsiRequest, MsiVector};
+use core::fmt;
+use core::time::Duration;
+use stratus_arch::PortIo;
+
+/// Why the kernel could not provide something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceError {
+    /// The physical range is memory the kernel owns, or cannot be mapped.
+    BadRange,
+    /// Memory (frames or virtual space) is exhausted.
+    NoMemory,
+    /// No interrupt id is left.
+    NoVector,
+    /// The platform cannot deliver message-signalled interrupts (no ITS,
+    /// GICv2, interrupts not set up): poll instead.
+    MsiUnavailable,
+    /// The CPU index names no online CPU.
+    NoSuchCpu(usize),
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadRange => f.write_str("the range is not device memory"),
+            Self::NoMemory => f.write_str("out of memory"),
+            Self::NoVector => f.write_str("no interrupt vector left"),
+            Self::MsiUnavailable => f.write_str("the platform cannot deliver MSIs"),
+            Self::NoSuchCpu(cpu) => write!(f, "no CPU {cpu}"),
+        }
+    }
+}
+
+/// The kernel as drivers see it. kernel-core implements it; host tests use
+/// fakes.
+pub trait DriverServices: Sync {
+    /// Maps `len` bytes of device registers at physical `phys` with
+    /// `policy`, after checking the range against the memory map.
+    fn map_mmio(&self, phys: u64, len: u64, policy: CachePolicy) -> Result<IoMem, ServiceError>;
+
+    /// A zero-filled DMA buffer of at least `len` bytes.
+    fn allocate_dma(&self, len: usize) -> Result<DmaBuffer, ServiceError>;
+
+    /// An MSI or MSI-X vector for `request.source`, reaching CPU
+    /// `request.cpu`, with the handler registered.
+    fn allocate_msi(&self, request: MsiRequest) -> Result<MsiVector, ServiceError>;
+
+    /// Gives back a vector; its handler is removed. The device must no
+    /// longer send it.
+    fn free_msi(&self, vector: MsiVector);
+
+    /// The I/O port space, where the architecture has one.
+    fn port_io(&self) -> Option<PortIo>;
+
+    /// CPUs online.
+    fn cpu_count(&self) -> usize;
+
+    /// The executing CPU's index (0 is the boot CPU).
+    fn this_cpu(&self) -> usize;
+
+    /// Waits on this CPU until an interrupt arrived or `timeout` passed,
+    /// whichever comes first (a driver waiting for a completion whose
+    /// interrupt it registered). May return early; callers re-check.
+    fn wait_for_interrupt(&self, timeout: Duration);
+}
