@@ -15,9 +15,11 @@ use crate::acpi::{self, AcpiPlatform, PmTimer, SpcrOutcome};
 use crate::boot_info::BootInfo;
 use crate::cmdline::CommandLine;
 use crate::console::{ConsoleDescriptor, ConsoleSink};
+use crate::driver_services::{self, KernelServices};
 use crate::fixed_string::FixedString;
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::irq::InterruptSummary;
+use crate::irq_lock::IrqSafeGuard;
 use crate::logger::Fallback;
 use crate::mmio::DeviceMemory;
 use crate::ready::ReadyLine;
@@ -68,10 +70,9 @@ pub struct Kernel {
     pub arch: &'static str,
     /// What the loader said.
     pub boot: BootInfo,
-    /// Physical frames.
-    pub frames: FrameAllocator,
-    /// Device register window.
-    pub device_memory: DeviceMemory,
+    /// What drivers get of the kernel: register mapping, DMA memory, MSI
+    /// vectors, the shared frame allocator.
+    pub services: &'static KernelServices,
     /// Kernel stacks with guard pages.
     pub stacks: KernelStacks,
     /// What ACPI described: CPUs, interrupt controllers, ECAM, timers,
@@ -86,6 +87,11 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// The shared physical frame allocator.
+    pub fn frames(&self) -> IrqSafeGuard<'static, FrameAllocator> {
+        self.services.frames().lock()
+    }
+
     /// The kernel command line.
     pub fn cmdline(&self) -> CommandLine<'static> {
         CommandLine::new(self.boot.cmdline)
@@ -254,12 +260,17 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         &mut stacks,
     );
     log::info!("smp: {online} of {} CPUs online", cpus.len().max(1));
+    let services = driver_services::install::<A>(
+        boot.hhdm_offset,
+        frames,
+        device_memory,
+        requester_id_as_device_id,
+    );
 
     Kernel {
         arch: A::NAME,
         boot,
-        frames,
-        device_memory,
+        services,
         stacks,
         acpi,
         interrupts,
@@ -268,6 +279,11 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         stop: stop_with::<A>,
         reset: reset_with::<A>,
     }
+}
+
+/// The MSI device id where nothing translates it: the requester id.
+fn requester_id_as_device_id(source: stratus_driver_api::MsiSource) -> u32 {
+    u32::from(source.requester_id)
 }
 
 fn init_heap(boot: &BootInfo, frames: &mut FrameAllocator) {

@@ -16,6 +16,7 @@ pub mod cmdline;
 pub use stratus_driver_api::console;
 pub mod cpu_local;
 pub mod devicetree;
+pub mod driver_services;
 pub mod fixed_string;
 pub mod frames;
 pub mod heap;

@@ -58,7 +58,7 @@ fn main(mut kernel: Kernel) -> ! {
         Some("stack-guard") => {
             let stack = kernel
                 .stacks
-                .allocate::<platform::Arch>(16 * 1024, &mut kernel.frames)
+                .allocate::<platform::Arch>(16 * 1024, &mut kernel.frames())
                 .expect("a stack");
             log::info!("test: reading guard page {:#x}", stack.guard);
             // SAFETY: deliberately unsound, as for test=page-fault: the
