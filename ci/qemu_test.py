@@ -159,6 +159,7 @@ IMAGES = {
     "timer-all": ("exit=qemu test=timer-all", "ok"),
     "irq-storm-all": ("exit=qemu test=irq-storm-all", "ok"),
     "sleep": ("exit=qemu test=sleep", "ok"),
+    "sleep-hpet": ("exit=qemu test=sleep clock=hpet", "ok"),
     "irq-storm": ("exit=qemu test=irq-storm", "ok"),
     "ipi": ("exit=qemu test=ipi", "ok"),
     "isa-irq": ("exit=qemu test=isa-irq", "ok"),
@@ -403,6 +404,14 @@ CASES = [
     dict(name="timer-rate-pc", image="timer", arches=["x86_64"], machine="pc",
          expect=[IRQ_UP, TIMER_LINE, IRQ_READY], forbid=KERNEL_TROUBLE, exit="success",
          timeout=120, bounds=TIMER_BOUNDS),
+    # The clock calibrated against the HPET instead of the PM timer; the kernel measures
+    # against both and the two frequencies must agree within 2 %.
+    dict(name="clock-hpet", image="sleep-hpet", arches=["x86_64"],
+         expect=[r"clock: counter at \d+ kHz \(calibrated against the HPET\)$",
+                 r"^stratus: clock-check hpet_khz=\d+ pm_timer_khz=\d+ differ_permille=\d+$",
+                 SLEEP_LINE, IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=120,
+         bounds={**SLEEP_BOUNDS, "differ_permille": (0, 20)}),
     dict(name="sleep-x2apic", image="sleep", arches=["x86_64"], extra=["-cpu", "max,+x2apic"],
          expect=[r"irq: x2apic on cpu ", SLEEP_LINE, IRQ_READY], forbid=KERNEL_TROUBLE,
          exit="success", timeout=120, bounds=SLEEP_BOUNDS),

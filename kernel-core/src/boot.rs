@@ -7,11 +7,12 @@
 //! step that can fail says what failed; the kernel stops only when it cannot
 //! go on, and then says why on the best console it reaches.
 
+mod clock;
 mod console_attach;
 mod discovery;
 
 use crate::acpi::interrupt_tables::InterruptTables;
-use crate::acpi::{self, AcpiPlatform, PmTimer, SpcrOutcome};
+use crate::acpi::{self, AcpiPlatform, SpcrOutcome};
 use crate::boot_info::BootInfo;
 use crate::cmdline::CommandLine;
 use crate::console::{ConsoleDescriptor, ConsoleSink};
@@ -215,8 +216,14 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     }
 
     // The clock first, so that waits for the console are bounded in time.
-    init_clock::<A>(&acpi, entry_ticks);
     let mut device_memory = DeviceMemory::new(boot.hhdm_offset, &boot.memory_map);
+    clock::init_clock::<A>(
+        &acpi,
+        &cmdline,
+        entry_ticks,
+        &mut device_memory,
+        &mut frames,
+    );
     let dt_console = dt.map(|dt| dt.console);
     console_attach::attach_console::<A>(
         &acpi.spcr,
@@ -234,7 +241,6 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     }
     let interrupts = irq::bring_up::<A>(
         &InterruptTables::from_platform(&acpi),
-        acpi.pm_timer(),
         &mut device_memory,
         &mut frames,
     );
@@ -300,41 +306,6 @@ fn init_heap(boot: &BootInfo, frames: &mut FrameAllocator) {
     #[cfg(not(target_os = "none"))]
     let _ = (phys, boot);
     log::info!("heap: {} KiB at phys {:#x}", want / 1024, phys);
-}
-
-fn init_clock<A: Arch>(acpi: &AcpiPlatform, entry_ticks: u64) {
-    if let Some(hz) = A::ticks_per_second() {
-        time::set_clock(hz, entry_ticks);
-        log::info!("clock: counter at {} kHz (architectural)", hz / 1000);
-        return;
-    }
-    match (acpi.pm_timer(), A::port_io()) {
-        (Some(PmTimer::Port { port, bits }), Some(io)) => {
-            // SAFETY: `port` is the ACPI PM timer block the FADT names;
-            // reading the free-running counter has no side effects.
-            let read_pm = || u64::from(unsafe { (io.read_u32)(port) });
-            // 10 ms of the 3.58 MHz PM timer.
-            match time::calibrate(
-                A::ticks,
-                read_pm,
-                time::ACPI_PM_TIMER_HZ,
-                bits,
-                time::ACPI_PM_TIMER_HZ / 100,
-            ) {
-                Some(hz) => {
-                    time::set_clock(hz, entry_ticks);
-                    log::info!(
-                        "clock: counter at {} kHz (calibrated against the ACPI PM timer)",
-                        hz / 1000
-                    );
-                }
-                None => log::warn!("clock: the ACPI PM timer does not run; frequency unknown"),
-            }
-        }
-        _ => log::warn!(
-            "clock: counter frequency unknown (no architectural value, no ACPI PM timer)"
-        ),
-    }
 }
 
 /// Stops the boot: says why on the console in use, or on the fallback

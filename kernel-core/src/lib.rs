@@ -20,6 +20,7 @@ pub mod driver_services;
 pub mod fixed_string;
 pub mod frames;
 pub mod heap;
+pub mod hpet;
 pub mod irq;
 pub mod irq_lock;
 pub mod limine_boot;
