@@ -151,6 +151,7 @@ IMAGES = {
     "panic": ("exit=qemu test=panic", "ok"),
     "reset": ("exit=qemu test=reset", "ok"),
     "stack-guard": ("exit=qemu test=stack-guard", "ok"),
+    "stack-overflow": ("exit=qemu test=stack-overflow", "ok"),
     "power-off": ("test=power-off", "ok"),
     "power-off-cpu1": ("test=power-off-cpu1", "ok"),
     "acpi-dump": ("exit=qemu acpi=dump", "ok"),
@@ -224,6 +225,14 @@ CASES = [
          expect=[r"test: reading guard page (0x[0-9a-f]+)[\s\S]*" + PAGE_FAULT + r".*addr=\1\b",
                  FATAL_EXCEPTION_PANIC],
          forbid=[r"is mapped"], exit="failure", timeout=90),
+    # The boot CPU runs main on a kernel stack with a guard page: overflowing it is a
+    # reported fault (x86: the page fault cannot be delivered on the overflowed stack, so
+    # it becomes a double fault on its own IST stack), not silent corruption.
+    dict(name="stack-overflow", image="stack-overflow",
+         expect=[r"test: overflowing the boot CPU's stack",
+                 r"CPU exception: (double fault \(#DF\)|data abort \(same EL\))",
+                 FATAL_EXCEPTION_PANIC],
+         forbid=[r"did not overflow"], exit="failure", timeout=90),
     dict(name="panic", image="panic", expect=[TEST_PANIC], forbid=[CPU_EXCEPTION],
          exit="failure", timeout=90),
     dict(name="reset", image="reset", expect=[RESETTING, RESET_METHOD], forbid=KERNEL_TROUBLE + [r"^stratus: ready"],

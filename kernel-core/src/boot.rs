@@ -151,10 +151,59 @@ impl Kernel {
     }
 }
 
-/// Boots the portable kernel on architecture `A`. `entry_ticks` is the
-/// counter read first thing at kernel entry; `open_console` builds the UART
-/// driver for the console ACPI names.
-pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
+/// The target's `main`.
+pub type KernelMain = fn(Kernel) -> !;
+
+/// Boots the portable kernel on architecture `A` and runs `main` with it.
+/// `entry_ticks` is the counter read first thing at kernel entry;
+/// `open_console` builds the UART driver for the console ACPI names. Once
+/// booted, the boot CPU leaves the loader's stack and the static exception
+/// stack for kernel stacks with guard pages ([`run_main_on_kernel_stacks`]).
+pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole, main: KernelMain) -> ! {
+    let kernel = boot::<A>(entry_ticks, open_console);
+    run_main_on_kernel_stacks::<A>(kernel, main)
+}
+
+/// Stack of the boot CPU once booted: what the loader was asked for.
+pub const MAIN_STACK_BYTES: u64 = limine_boot::BOOT_STACK_BYTES;
+
+/// Moves the boot CPU onto a kernel stack and an exception stack with
+/// guard pages below them, as every secondary CPU has, and calls `main`
+/// there. Where the stacks cannot be had, `main` runs on the loader's
+/// stack, with a warning.
+fn run_main_on_kernel_stacks<A: Arch>(mut kernel: Kernel, main: KernelMain) -> ! {
+    let stacks = {
+        let mut frames = kernel.services.frames().lock();
+        kernel
+            .stacks
+            .allocate::<A>(smp::EXCEPTION_STACK_BYTES, &mut frames)
+            .and_then(|exception| {
+                let stack = kernel.stacks.allocate::<A>(MAIN_STACK_BYTES, &mut frames)?;
+                Ok((exception, stack))
+            })
+    };
+    let (exception, stack) = match stacks {
+        Ok(stacks) => stacks,
+        Err(e) => {
+            log::warn!("boot: no guarded stacks for the boot CPU ({e}); staying on the loader's");
+            main(kernel)
+        }
+    };
+    A::init_secondary_exceptions(exception.top);
+    let handoff = alloc::boxed::Box::into_raw(alloc::boxed::Box::new((kernel, main)));
+    A::run_on_stack(stack.top, call_main, handoff as u64)
+}
+
+/// The first function on the boot CPU's kernel stack.
+extern "C" fn call_main(handoff: u64) -> ! {
+    // SAFETY: `handoff` is the pointer `run_main_on_kernel_stacks` made
+    // with `Box::into_raw` and passed here once; nothing else holds it.
+    let handoff = unsafe { alloc::boxed::Box::from_raw(handoff as *mut (Kernel, KernelMain)) };
+    let (kernel, main) = *handoff;
+    main(kernel)
+}
+
+fn boot<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     A::init_exceptions();
     irq_lock::set_interrupt_masking(irq_lock::InterruptMasking {
         enabled: A::interrupts_enabled,
