@@ -126,6 +126,16 @@ STORM_ALL_BOUNDS = {"lost": (0, 150), "expected_ticks": (14_850, 15_150)}
 
 # Nothing of these may appear in a case that expects a clean boot / a clean loader error.
 KERNEL_TROUBLE = [PANIC, CPU_EXCEPTION]
+# MSIs without a device (demo test=msi): on aarch64 each CPU's LPI, raised by the CPU's own
+# write to the ITS's GITS_TRANSLATER, three times each, on the CPU it was sent to; none after
+# release. x86 CPUs cannot raise an MSI themselves: the demo says it skipped.
+ITS_UP = r"gic: ITS at 0x8080000: LPIs 8192\.\.9216, "
+MSI_LINE = (r"^stratus: msi cpus={n} vectors={n} delivered={d} expected={d} wrong_cpu=0 "
+            r"after_release=0 first_id=8192$")
+NO_ITS = r"INFO  gic: no ITS; MSIs unavailable, drivers will poll$"
+# QEMU 10 virt with its=off still lists the ITS in its MADT; reading the absent frame aborts.
+PHANTOM_ITS = r"WARN  gic: the MADT lists an ITS at 0x8080000, but nothing answers there$"
+MSI_SKIPPED = r"^stratus: msi skipped: the interrupt controller delivers no MSIs$"
 NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
 
 # Images: name -> (command line, kernel variant). Kernel variants: "ok" (the built
@@ -164,6 +174,7 @@ IMAGES = {
     "irq-storm": ("exit=qemu test=irq-storm", "ok"),
     "ipi": ("exit=qemu test=ipi", "ok"),
     "isa-irq": ("exit=qemu test=isa-irq", "ok"),
+    "msi": ("exit=qemu test=msi", "ok"),
     "hello": ("exit=qemu", "hello"),
     "example": ("exit=qemu greet=stratus", "example"),
     "no-kernel": ("exit=qemu", "missing"),
@@ -403,6 +414,18 @@ CASES = [
     dict(name="isa-irq-pc", image="isa-irq", arches=["x86_64"], machine="pc",
          expect=[IRQ_UP, ISA_ROUTED, ISA_LINE, IRQ_READY], forbid=KERNEL_TROUBLE,
          exit="success", timeout=120, bounds=ISA_BOUNDS),
+    dict(name="msi-1cpu", image="msi", arches=["aarch64"], extra=["-smp", "1"],
+         expect=[ITS_UP, IRQ_UP, MSI_LINE.format(n=1, d=3), IRQ_READY],
+         forbid=KERNEL_TROUBLE + [NO_ITS], exit="success", timeout=120),
+    dict(name="msi-4cpu", image="msi", arches=["aarch64"], extra=["-smp", "4"],
+         expect=[ITS_UP, IRQ_UP, SECONDARY_IRQ, MSI_LINE.format(n=4, d=12), IRQ_READY],
+         forbid=KERNEL_TROUBLE + [NO_ITS, r"no MSIs reach it"], exit="success", timeout=120),
+    dict(name="msi-its-off", image="msi", arches=["aarch64"], machine="virt,gic-version=3,its=off",
+         expect=[PHANTOM_ITS, NO_ITS, IRQ_UP, MSI_SKIPPED, IRQ_READY],
+         forbid=KERNEL_TROUBLE + [ITS_UP], exit="success", timeout=120),
+    dict(name="msi-skipped", image="msi", arches=["x86_64"],
+         expect=[IRQ_UP, r"^stratus: msi skipped: an x86 CPU cannot raise an MSI itself", IRQ_READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=120),
     # A GICv2 machine: a clear message, then the kernel goes on without interrupts.
     dict(name="gicv2-no-interrupts", image="sleep", arches=["aarch64"],
          machine="virt,gic-version=2",

@@ -292,6 +292,7 @@ fn boot<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         &InterruptTables::from_platform(&acpi),
         &mut device_memory,
         &mut frames,
+        boot.hhdm_offset,
     );
 
     log::info!(

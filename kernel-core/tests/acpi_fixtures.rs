@@ -485,7 +485,11 @@ fn interrupt_hardware_from_qemu_tables() {
             distributor_phys: 0x0800_0000,
             redistributors,
             source: RedistributorSource::Ranges,
-        }) => assert_eq!(redistributors, [(0x080a_0000, 0xf6_0000)]),
+            its,
+        }) => {
+            assert_eq!(redistributors, [(0x080a_0000, 0xf6_0000)]);
+            assert_eq!(its, [0x0808_0000]);
+        }
         other => panic!("{other:?}"),
     }
     // No MADT: no controller.
@@ -494,4 +498,74 @@ fn interrupt_hardware_from_qemu_tables() {
             .hardware()
             .is_none()
     );
+}
+
+/// Offsets in an IORT of the first node of type `kind`.
+fn iort_node(iort: &[u8], kind: u8) -> usize {
+    let u32_at = |o: usize| u32::from_le_bytes(iort[o..o + 4].try_into().unwrap());
+    let mut offset = u32_at(40) as usize;
+    for _ in 0..u32_at(36) {
+        if iort[offset] == kind {
+            return offset;
+        }
+        offset += usize::from(u16::from_le_bytes([iort[offset + 1], iort[offset + 2]]));
+    }
+    panic!("no IORT node of type {kind}");
+}
+
+/// The IORT of QEMU virt with one of its root complex's id mapping fields
+/// (0 input base, 4 count, 8 output base, 12 output reference, 16 flags)
+/// set to `value`.
+fn virt_with_rc_mapping_field(field: usize, value: u32) -> Fixture {
+    let mut f = fixture("aarch64-virt-4cpu");
+    let iort = f.table_mut(b"IORT");
+    let rc = iort_node(iort, 2);
+    let mapping = rc + u32::from_le_bytes(iort[rc + 12..rc + 16].try_into().unwrap()) as usize;
+    iort[mapping + field..mapping + field + 4].copy_from_slice(&value.to_le_bytes());
+    fix_checksum(iort);
+    f
+}
+
+/// PCI requester id -> GIC ITS device id, through QEMU's IORT and broken
+/// copies of it.
+#[test]
+fn its_device_ids_from_the_iort() {
+    let p = fixture("aarch64-virt-4cpu").describe();
+    // QEMU: segment 0, requester ids one to one, to the ITS group of ITS 0.
+    assert_eq!(p.its_device_id(0, 0x0008), Some(0x0008));
+    assert_eq!(p.its_device_id(0, 0xffff), Some(0xffff));
+    assert_eq!(p.its_device_id(1, 0x0008), None);
+
+    // A range that stops at 0xff: bus 1 maps to nothing.
+    let p = virt_with_rc_mapping_field(4, 0xff).describe();
+    assert_eq!(p.its_device_id(0, 0x00ff), Some(0x00ff));
+    assert_eq!(p.its_device_id(0, 0x0100), None);
+    // An output base: device id = base + offset from the input base.
+    let p = virt_with_rc_mapping_field(8, 0x1_0000).describe();
+    assert_eq!(p.its_device_id(0, 0x0108), Some(0x1_0108));
+    // Outputs that would run past 32 bits are refused, not wrapped.
+    let p = virt_with_rc_mapping_field(8, 0xffff_fff0).describe();
+    assert_eq!(p.its_device_id(0, 0x000f), Some(0xffff_ffff));
+    assert_eq!(p.its_device_id(0, 0x0010), None);
+    // A single mapping names the root complex's own MSIs, not its devices'.
+    let p = virt_with_rc_mapping_field(16, 1).describe();
+    assert_eq!(p.its_device_id(0, 0x0008), None);
+    // An output reference to no ITS group (here: the table header).
+    let p = virt_with_rc_mapping_field(12, 0).describe();
+    assert_eq!(p.its_device_id(0, 0x0008), None);
+
+    // An ITS group naming an ITS the MADT does not list.
+    let mut f = fixture("aarch64-virt-4cpu");
+    let iort = f.table_mut(b"IORT");
+    let group = iort_node(iort, 0);
+    iort[group + 20..group + 24].copy_from_slice(&99u32.to_le_bytes());
+    fix_checksum(iort);
+    assert_eq!(f.describe().its_device_id(0, 0x0008), None);
+
+    // No usable IORT (bad checksum): device id = requester id.
+    let mut f = fixture("aarch64-virt-4cpu");
+    f.table_mut(b"IORT")[9] ^= 0x55;
+    let p = f.describe();
+    assert!(p.iort.is_none());
+    assert_eq!(p.its_device_id(3, 0x0108), Some(0x0108));
 }

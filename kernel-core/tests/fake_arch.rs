@@ -7,7 +7,7 @@ use kernel_core::frames::FrameAllocator;
 use kernel_core::mmio::DeviceMemory;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use stratus_arch::interrupts::MapRegisters;
+use stratus_arch::interrupts::{AllocateMemory, MapRegisters};
 use stratus_arch::{
     Arch, Clock, Cpu, CpuHardwareId, CpuStart, DeviceMapper, DeviceMapping, ExitStatus,
     FrameSource, InterruptController, InterruptError, InterruptHardware, InterruptId,
@@ -193,6 +193,7 @@ impl InterruptSetup for FakeArch {
     fn init_interrupts(
         _hardware: &InterruptHardware<'_>,
         _map: MapRegisters<'_>,
+        _memory: AllocateMemory<'_>,
     ) -> Result<NoController, InterruptError> {
         record("init_interrupts");
         Err(InterruptError::WrongHardware)

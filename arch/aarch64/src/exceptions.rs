@@ -6,9 +6,11 @@
 //! SError). Every entry saves x0..x30, the interrupted SP, `ELR_EL1`,
 //! `SPSR_EL1`, `ESR_EL1` and `FAR_EL1` in an [`ExceptionFrame`] and calls
 //! [`report_exception`] with the frame and the entry's index. Every
-//! exception is fatal for now: the report names it, decodes the syndrome
-//! and dumps the registers, then the kernel panics and the panic path stops
-//! the machine.
+//! exception is fatal, but one: a synchronous abort of the probing load in
+//! [`crate::probe`] resumes at the probe's fixup (that is how a register
+//! block that firmware names but that is not there is found out). Otherwise
+//! the report names the exception, decodes the syndrome and dumps the
+//! registers, then the kernel panics and the panic path stops the machine.
 //!
 //! # Stacks
 //!
@@ -134,7 +136,23 @@ global_asm!(
 
     stratus_exception_common:
         stp x2, x3, [sp, #16]
-        stp x4, x5, [sp, #32]
+        // A synchronous exception of the probing load (probe.rs) is not
+        // fatal: it returns to the probe's fixup, which reports "no answer".
+        tst x0, #3
+        b.ne 5f
+        mrs x2, elr_el1
+        adrp x3, stratus_probe_load
+        add x3, x3, :lo12:stratus_probe_load
+        cmp x2, x3
+        b.ne 5f
+        adrp x3, stratus_probe_fixup
+        add x3, x3, :lo12:stratus_probe_fixup
+        msr elr_el1, x3
+        ldp x2, x3, [sp, #16]
+        ldp x0, x1, [sp, #0]
+        add sp, sp, #{frame_size}
+        eret
+    5:  stp x4, x5, [sp, #32]
         stp x6, x7, [sp, #48]
         stp x8, x9, [sp, #64]
         stp x10, x11, [sp, #80]

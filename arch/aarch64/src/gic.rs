@@ -8,6 +8,9 @@
 //! the boot CPU's frame itself (`GICR_TYPER.Affinity_Value`) and drives the
 //! crate's distributor and redistributor types directly.
 
+use crate::gic_its::Its;
+use crate::gic_lpi;
+use crate::register_frame::RegisterFrame;
 use aarch64_cpu::registers::{MPIDR_EL1, Readable};
 use alloc::vec::Vec;
 use arm_gic::gicv3::registers::{Gicd, GicrSgi};
@@ -17,7 +20,8 @@ use core::ops::Range;
 use core::ptr::NonNull;
 use stratus_arch::interrupts::{MapRegisters, RedistributorSource, Trigger};
 use stratus_arch::{
-    CpuHardwareId, InterruptController, InterruptError, InterruptId, InterruptLine,
+    AllocateMemory, CpuHardwareId, InterruptController, InterruptError, InterruptId, InterruptLine,
+    MsiAddressData, MsiDevice,
 };
 
 /// Size of the distributor's register frame.
@@ -136,7 +140,13 @@ pub fn init_secondary(per_cpu: &[InterruptId]) -> Result<(), InterruptError> {
     // SAFETY: the frame is this CPU's redistributor, mapped by the boot CPU
     // with device attributes; only this CPU touches it.
     let mut redistributor = unsafe { redistributor_at(gicr) };
-    init_this_cpu(&mut redistributor, per_cpu)
+    init_this_cpu(&mut redistributor, per_cpu)?;
+    if let Some(lpis) = gic_lpi::tables()
+        && let Err(e) = lpis.enable(this_affinity())
+    {
+        log::warn!(target: "gic", "LPIs on the CPU of affinity {:#x}: {e}; no MSIs reach it", this_affinity());
+    }
+    Ok(())
 }
 
 /// The GIC as seen from the boot CPU.
@@ -144,6 +154,8 @@ pub struct Gicv3 {
     distributor: GicDistributor<'static>,
     redistributor: GicRedistributor<'static>,
     affinity: u32,
+    /// The ITS MSIs go through, when there is one and it came up.
+    its: Option<Its>,
 }
 
 // SAFETY: the distributor and redistributor pointers are the only ones to
@@ -161,7 +173,9 @@ impl Gicv3 {
         distributor_phys: u64,
         redistributors: &[(u64, u64)],
         source: RedistributorSource,
+        its: &[u64],
         mut map: MapRegisters<'_>,
+        memory: AllocateMemory<'_>,
     ) -> Result<Self, InterruptError> {
         if (1..3).contains(&version) {
             return Err(InterruptError::UnsupportedGicVersion(version));
@@ -174,6 +188,11 @@ impl Gicv3 {
         let affinity = this_affinity();
         let mapped = map_redistributors(redistributors, &mut map)?;
         let gicr = find_redistributor(&mapped, affinity)?;
+        let regions: Vec<(u64, u64, u64)> = redistributors
+            .iter()
+            .zip(&mapped)
+            .map(|(&(phys, _), &(virt, len))| (phys, virt, len))
+            .collect();
         REDISTRIBUTOR_REGIONS.call_once(|| mapped);
         log::info!(target: "irq", "GICv{revision} distributor at {distributor_phys:#x}, redistributor of affinity {affinity:#x} found in {} {:?} region(s)",
             redistributors.len(),
@@ -195,11 +214,54 @@ impl Gicv3 {
             distributor,
             redistributor,
             affinity,
+            its: None,
         };
         init_this_cpu(&mut gic.redistributor, &[])?;
         gic.distributor.configure_default_settings();
+        gic.its = match its {
+            [] => {
+                log::info!(target: "gic", "no ITS; MSIs unavailable, drivers will poll");
+                None
+            }
+            [first, ..] => {
+                if its.len() > 1 {
+                    log::info!(target: "gic", "{} ITSs; MSIs go through the first", its.len());
+                }
+                // SAFETY: the distributor frame mapped above; GICD_TYPER
+                // reads have no side effects.
+                let gicd_frame = unsafe { RegisterFrame::new(gicd, GICD_LEN) };
+                match init_msis(&gicd_frame, &regions, *first, &mut map, memory, affinity) {
+                    Ok(its) => Some(its),
+                    Err(InterruptError::NoDevice) => {
+                        log::warn!(target: "gic", "the MADT lists an ITS at {first:#x}, but nothing answers there");
+                        log::info!(target: "gic", "no ITS; MSIs unavailable, drivers will poll");
+                        None
+                    }
+                    Err(e) => {
+                        log::error!(target: "gic", "ITS at {first:#x}: {e}; MSIs unavailable, drivers will poll");
+                        None
+                    }
+                }
+            }
+        };
         Ok(gic)
     }
+}
+
+/// LPI tables for every redistributor, LPIs on the boot CPU, and the ITS
+/// at `its_phys`.
+fn init_msis(
+    distributor: &RegisterFrame,
+    regions: &[(u64, u64, u64)],
+    its_phys: u64,
+    map: &mut MapRegisters<'_>,
+    memory: AllocateMemory<'_>,
+    affinity: u32,
+) -> Result<Its, InterruptError> {
+    let frame = Its::probe(its_phys, map)?;
+    let lpis = gic_lpi::prepare(distributor, regions, &mut *memory)?;
+    lpis.enable(affinity)?;
+    Its::new(its_phys, frame, memory, lpis)
 }
 
 fn intid(id: InterruptId) -> Result<IntId, InterruptError> {
@@ -296,6 +358,29 @@ impl InterruptController for Gicv3 {
         };
         Ok(())
     }
+
+    /// LPIs, when the ITS came up.
+    fn msi_ids(&self) -> Range<u32> {
+        self.its.as_ref().map_or(0..0, Its::msi_ids)
+    }
+
+    fn compose_msi(
+        &mut self,
+        device: MsiDevice,
+        id: InterruptId,
+        target: CpuHardwareId,
+    ) -> Result<MsiAddressData, InterruptError> {
+        self.its
+            .as_mut()
+            .ok_or(InterruptError::MsiUnsupported)?
+            .compose(device, id, target)
+    }
+
+    fn release_msi(&mut self, device: MsiDevice, id: InterruptId) {
+        if let Some(its) = self.its.as_mut() {
+            its.release(device, id);
+        }
+    }
 }
 
 /// Whether this CPU interface takes SGI targets with Aff0 of 16 and more
@@ -310,12 +395,14 @@ fn range_selector_supported() -> bool {
 }
 
 /// Acknowledges the highest-priority pending group 1 interrupt, has
-/// `dispatch` handle it and ends it. Special INTIDs (1020..1023) are not
-/// dispatched and need no end-of-interrupt.
+/// `dispatch` handle it and ends it: SGIs, PPIs, SPIs and LPIs (INTID 8192
+/// and up, which `ICC_IAR1_EL1` returns like the others and which take an
+/// end-of-interrupt too). Special INTIDs (1020..1023) are not dispatched
+/// and need no end-of-interrupt.
 pub fn handle_pending(dispatch: fn(InterruptId)) {
     if let Some(int) = GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1) {
         let raw = u32::from(int);
-        if raw < IntId::SPECIAL_SECURE.raw_value() {
+        if raw < IntId::SPECIAL_SECURE.raw_value() || raw >= crate::its_tables::FIRST_LPI {
             dispatch(InterruptId(raw));
             GicCpuInterface::end_interrupt(int, InterruptGroup::Group1);
         }

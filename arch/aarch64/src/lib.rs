@@ -20,12 +20,18 @@ extern crate alloc;
 
 pub mod cpu_info;
 pub mod descriptor;
+pub mod its_command;
+pub mod its_mappings;
+pub mod its_queue;
+pub mod its_tables;
 pub mod redistributor_walk;
 pub mod secondary_tables;
 pub mod sgi;
 pub mod syndrome;
 pub mod table_walk;
 
+#[cfg(target_arch = "aarch64")]
+mod cache;
 #[cfg(target_arch = "aarch64")]
 mod clock;
 #[cfg(target_arch = "aarch64")]
@@ -35,11 +41,19 @@ mod generic_timer;
 #[cfg(target_arch = "aarch64")]
 mod gic;
 #[cfg(target_arch = "aarch64")]
+mod gic_its;
+#[cfg(target_arch = "aarch64")]
+mod gic_lpi;
+#[cfg(target_arch = "aarch64")]
 mod interrupt_entry;
 #[cfg(target_arch = "aarch64")]
 mod paging;
 #[cfg(target_arch = "aarch64")]
 mod power;
+#[cfg(target_arch = "aarch64")]
+mod probe;
+#[cfg(target_arch = "aarch64")]
+mod register_frame;
 #[cfg(target_arch = "aarch64")]
 mod smp;
 
@@ -54,7 +68,7 @@ mod arch_impl {
     };
     use aarch64_cpu::registers::{DAIF, Readable, TPIDR_EL1, Writeable};
     use core::arch::asm;
-    use stratus_arch::interrupts::MapRegisters;
+    use stratus_arch::interrupts::{AllocateMemory, MapRegisters};
     use stratus_arch::{
         Arch, Clock, Cpu, CpuStart, DeviceMapper, DeviceMapping, ExitStatus, FrameSource,
         InterruptError, InterruptHardware, InterruptId, InterruptSetup, MapError, Multiprocessor,
@@ -68,6 +82,7 @@ mod arch_impl {
         fn init_interrupts(
             hardware: &InterruptHardware<'_>,
             map: MapRegisters<'_>,
+            memory: AllocateMemory<'_>,
         ) -> Result<Self::Controller, InterruptError> {
             match *hardware {
                 InterruptHardware::Gic {
@@ -75,7 +90,16 @@ mod arch_impl {
                     distributor_phys,
                     redistributors,
                     source,
-                } => gic::Gicv3::new(version, distributor_phys, redistributors, source, map),
+                    its,
+                } => gic::Gicv3::new(
+                    version,
+                    distributor_phys,
+                    redistributors,
+                    source,
+                    its,
+                    map,
+                    memory,
+                ),
                 InterruptHardware::Apic { .. } => Err(InterruptError::WrongHardware),
             }
         }

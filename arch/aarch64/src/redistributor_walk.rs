@@ -17,22 +17,33 @@ const TYPER_LAST: u64 = 1 << 4;
 /// `affinity`, given `typer_at(offset)` reading a frame's `GICR_TYPER`.
 /// Stops at the `Last` frame or the region's end, whichever comes first.
 pub fn find(len: u64, affinity: u32, typer_at: impl Fn(u64) -> u64) -> Option<u64> {
-    let mut offset: u64 = 0;
-    while offset.checked_add(GICR_V3_STRIDE)? <= len {
-        let typer = typer_at(offset);
-        if (typer >> 32) as u32 == affinity {
-            return Some(offset);
-        }
-        if typer & TYPER_LAST != 0 {
+    frames(len, typer_at)
+        .find(|&(_, typer)| (typer >> 32) as u32 == affinity)
+        .map(|(offset, _)| offset)
+}
+
+/// Every redistributor of a region of `len` bytes as (offset, `GICR_TYPER`),
+/// in region order, up to the `Last` frame or the region's end.
+pub fn frames(len: u64, typer_at: impl Fn(u64) -> u64) -> impl Iterator<Item = (u64, u64)> {
+    let mut next = Some(0u64);
+    core::iter::from_fn(move || {
+        let offset = next?;
+        if offset.checked_add(GICR_V3_STRIDE)? > len {
+            next = None;
             return None;
         }
-        offset += if typer & TYPER_VLPIS != 0 {
-            GICR_V4_STRIDE
+        let typer = typer_at(offset);
+        next = if typer & TYPER_LAST != 0 {
+            None
         } else {
-            GICR_V3_STRIDE
+            offset.checked_add(if typer & TYPER_VLPIS != 0 {
+                GICR_V4_STRIDE
+            } else {
+                GICR_V3_STRIDE
+            })
         };
-    }
-    None
+        Some((offset, typer))
+    })
 }
 
 #[cfg(test)]
@@ -77,5 +88,30 @@ mod tests {
         assert_eq!(find(4 * GICR_V3_STRIDE + 5, 2, read), None);
         assert_eq!(reads.get(), 4);
         assert_eq!(find(u64::MAX, 2, |_| typer(1, TYPER_LAST)), None);
+    }
+
+    #[test]
+    fn every_frame_of_a_range_in_order() {
+        let frames_at = [
+            typer(0x100, 0),
+            typer(0, TYPER_VLPIS),
+            typer(0x101, TYPER_LAST),
+        ];
+        let read = |o: u64| match o {
+            0 => frames_at[0],
+            GICR_V3_STRIDE => frames_at[1],
+            o if o == GICR_V3_STRIDE + GICR_V4_STRIDE => frames_at[2],
+            _ => panic!("read outside the frames at {o:#x}"),
+        };
+        let all: std::vec::Vec<_> = frames(u64::MAX, read).collect();
+        assert_eq!(
+            all,
+            [
+                (0, frames_at[0]),
+                (GICR_V3_STRIDE, frames_at[1]),
+                (GICR_V3_STRIDE + GICR_V4_STRIDE, frames_at[2])
+            ]
+        );
+        assert_eq!(frames(GICR_V3_STRIDE - 1, read).count(), 0);
     }
 }

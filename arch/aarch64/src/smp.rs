@@ -18,14 +18,14 @@
 //! mappings and read by a CPU whose caches are off, so they, and the
 //! start-up code itself, are cleaned to the point of coherency first.
 
+use crate::cache::clean_to_poc;
 use crate::paging::{DirectMappedTables, table_base};
 use crate::power::psci_call;
 use crate::secondary_tables::{self, IdentityTables};
-use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
     CPACR_EL1, MAIR_EL1, MPIDR_EL1, Readable, SCTLR_EL1, TCR_EL1, TTBR1_EL1,
 };
-use core::arch::{asm, global_asm};
+use core::arch::global_asm;
 use core::mem::{offset_of, size_of};
 use stratus_arch::{CpuStart, FrameSource, MapError, StartError};
 
@@ -136,27 +136,6 @@ static IDENTITY: spin::Once<Result<IdentityTables, MapError>> = spin::Once::new(
 /// The executing CPU's MPIDR affinity fields.
 pub fn hardware_id() -> u64 {
     MPIDR_EL1.get() & MPIDR_AFFINITY_MASK
-}
-
-/// The data cache line size in bytes (CTR_EL0.DminLine).
-fn dcache_line() -> u64 {
-    let ctr: u64;
-    // SAFETY: reading CTR_EL0 has no side effects.
-    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack, preserves_flags)) };
-    4 << ((ctr >> 16) & 0xf)
-}
-
-/// Cleans `[start, start + len)` (virtual) to the point of coherency.
-fn clean_to_poc(start: u64, len: u64) {
-    let line = dcache_line();
-    let mut addr = start & !(line - 1);
-    while addr < start + len {
-        // SAFETY: cache maintenance by VA on mapped memory; it changes no
-        // data.
-        unsafe { asm!("dc cvac, {}", in(reg) addr, options(nostack, preserves_flags)) };
-        addr += line;
-    }
-    barrier::dsb(barrier::SY);
 }
 
 /// Starts the CPU `start.hardware_id` with PSCI `CPU_ON`.

@@ -148,12 +148,31 @@ pub enum InterruptHardware<'a> {
         redistributors: &'a [(u64, u64)],
         /// Which of the two `redistributors` holds.
         source: RedistributorSource,
+        /// Physical bases of the GIC ITSs (MADT GIC ITS entries), each a
+        /// control frame and a translation frame (128 KiB); empty when
+        /// there is none, and then there are no MSIs.
+        its: &'a [u64],
     },
 }
 
 /// Maps device registers: physical address and length in, virtual address
 /// of the physical address out (kernel-core's device window).
 pub type MapRegisters<'a> = &'a mut dyn FnMut(u64, u64) -> Result<u64, MapError>;
+
+/// Zeroed, physically contiguous memory that interrupt hardware reads and
+/// writes itself (GIC ITS tables and command queue, LPI configuration and
+/// pending tables), kept for the kernel's lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ControllerMemory {
+    /// Where the kernel reaches it (the direct map).
+    pub virt: u64,
+    /// Its physical address, a multiple of the alignment asked for.
+    pub phys: u64,
+}
+
+/// Gets [`ControllerMemory`]: length in bytes and alignment (a power of
+/// two, at least 4 KiB) in; `None` when memory is exhausted.
+pub type AllocateMemory<'a> = &'a mut dyn FnMut(u64, u64) -> Option<ControllerMemory>;
 
 /// The per-CPU timer as firmware describes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,6 +207,19 @@ pub enum InterruptError {
     Timeout,
     /// Message-signalled interrupts cannot be delivered (no ITS, GICv2).
     MsiUnsupported,
+    /// The GIC ITS stalled on the command at this byte offset of its
+    /// command queue (GITS_CREADR.Stalled): it refused the command.
+    ItsStalled(u64),
+    /// The ITS device id is beyond what the ITS tables cover, or every
+    /// device slot or event of the device is taken.
+    ItsDeviceUnavailable(u32),
+    /// Memory for the controller's tables could not be had.
+    OutOfMemory,
+    /// Firmware names registers where no device answers.
+    NoDevice,
+    /// A GIC redistributor had LPIs enabled with other tables before this
+    /// kernel (they cannot be disabled again).
+    LpisAlreadyEnabled,
     /// The target CPU cannot be addressed by an MSI (x86: APIC id above
     /// 255 without interrupt remapping).
     MsiUnreachableCpu(u64),
@@ -212,6 +244,23 @@ impl core::fmt::Display for InterruptError {
             }
             Self::Timeout => f.write_str("interrupt hardware did not answer in time"),
             Self::MsiUnsupported => f.write_str("message-signalled interrupts cannot be delivered"),
+            Self::ItsStalled(offset) => {
+                write!(
+                    f,
+                    "GIC ITS stalled on the command at queue offset {offset:#x}"
+                )
+            }
+            Self::ItsDeviceUnavailable(device) => {
+                write!(
+                    f,
+                    "GIC ITS device {device:#x} cannot be mapped (out of range or full)"
+                )
+            }
+            Self::OutOfMemory => f.write_str("no memory for the interrupt controller's tables"),
+            Self::NoDevice => f.write_str("no device answers at the registers firmware names"),
+            Self::LpisAlreadyEnabled => {
+                f.write_str("redistributor LPIs were enabled before, with other tables")
+            }
             Self::MsiUnreachableCpu(cpu) => write!(
                 f,
                 "CPU {cpu} cannot be reached by an MSI (APIC id above 255, no interrupt remapping)"
@@ -320,10 +369,14 @@ pub trait InterruptSetup {
 
     /// Builds the controller for the boot CPU from `hardware` (mapping
     /// registers through `map`) and masks every line; on x86 also masks the
-    /// legacy PIC.
+    /// legacy PIC. Memory the hardware itself uses comes from `memory`
+    /// (GIC: the ITS tables and command queue, the LPI configuration table
+    /// and one LPI pending table per redistributor, secondary CPUs'
+    /// included, so that their setup needs no allocator; x86: unused).
     fn init_interrupts(
         hardware: &InterruptHardware<'_>,
         map: MapRegisters<'_>,
+        memory: AllocateMemory<'_>,
     ) -> Result<Self::Controller, InterruptError>;
 
     /// Builds the boot CPU's timer.
@@ -333,7 +386,9 @@ pub trait InterruptSetup {
     /// [`InterruptSetup::init_interrupts`] built on the boot CPU (x86: its
     /// local APIC; GIC: its redistributor, found by affinity among the
     /// frames the boot CPU mapped, and its CPU interface), with SGIs and the
-    /// per-CPU interrupts `per_cpu` unmasked. Interrupts stay masked.
+    /// per-CPU interrupts `per_cpu` unmasked, and on the GIC its LPIs
+    /// enabled when there is an ITS (with the tables the boot CPU
+    /// allocated). Interrupts stay masked.
     fn init_secondary_interrupts(per_cpu: &[InterruptId]) -> Result<(), InterruptError>;
 
     /// Builds the executing secondary CPU's timer, like the boot CPU's

@@ -19,8 +19,9 @@ pub mod interrupts;
 pub mod mapping;
 
 pub use interrupts::{
-    CpuHardwareId, InterruptController, InterruptError, InterruptHardware, InterruptId,
-    InterruptLine, InterruptSetup, MsiAddressData, MsiDevice, Timer, TimerDescription,
+    AllocateMemory, ControllerMemory, CpuHardwareId, InterruptController, InterruptError,
+    InterruptHardware, InterruptId, InterruptLine, InterruptSetup, MsiAddressData, MsiDevice,
+    Timer, TimerDescription,
 };
 pub use mapping::{DeviceMapping, FrameSource, MapError};
 

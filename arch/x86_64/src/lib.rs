@@ -25,7 +25,7 @@ mod ports;
 mod power;
 mod smp;
 
-use stratus_arch::interrupts::MapRegisters;
+use stratus_arch::interrupts::{AllocateMemory, MapRegisters};
 use stratus_arch::{
     Arch, Clock, Cpu, CpuStart, DeviceMapper, DeviceMapping, ExitStatus, FrameSource,
     InterruptError, InterruptHardware, InterruptId, InterruptSetup, MapError, Multiprocessor,
@@ -164,7 +164,9 @@ impl InterruptSetup for X86_64 {
     fn init_interrupts(
         hardware: &InterruptHardware<'_>,
         map: MapRegisters<'_>,
+        _memory: AllocateMemory<'_>,
     ) -> Result<Self::Controller, InterruptError> {
+        // The local APIC and I/O APICs need no memory of their own.
         match *hardware {
             InterruptHardware::Apic {
                 local_apic_phys,

@@ -15,6 +15,10 @@ use super::spcr::{self, SpcrOutcome};
 use super::tables::{PhysicalMemory, Signature, TableFault, TableSet, read_table};
 use alloc::vec::Vec;
 use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether [`AcpiPlatform::its_device_id`] said that there is no IORT.
+static NO_IORT_WARNED: AtomicBool = AtomicBool::new(false);
 use stratus_arch::{AcpiSoftOff, PsciConduit};
 
 /// One table the root table lists, as found.
@@ -163,6 +167,29 @@ impl AcpiPlatform {
     /// The ACPI PM timer.
     pub fn pm_timer(&self) -> Option<PmTimer> {
         self.fadt.and_then(|f| f.pm_timer)
+    }
+
+    /// The device id the GIC ITS sees for MSIs of PCI requester id `rid`
+    /// (bus << 8 | device << 3 | function) on segment `segment`: through
+    /// the IORT root complex of that segment, its id mapping holding `rid`
+    /// (output base + offset), and at most one SMMU, to an ITS group whose
+    /// ITSs the MADT lists. `None` when the IORT maps the requester to no
+    /// ITS (the device then cannot use MSIs). Without an IORT the device id
+    /// is taken to be the requester id, with a warning the first time.
+    pub fn its_device_id(&self, segment: u16, rid: u16) -> Option<u32> {
+        let Some(iort) = &self.iort else {
+            if !NO_IORT_WARNED.swap(true, Ordering::Relaxed) {
+                log::warn!(target: "acpi", "no IORT: GIC ITS device ids are taken to be PCI requester ids");
+            }
+            return Some(u32::from(rid));
+        };
+        let (group, device) = iort.msi_target(u32::from(segment), u32::from(rid))?;
+        let its_ids = &iort.its_groups.get(group)?.its_ids;
+        let madt_its = self.madt.as_ref().map_or(&[][..], |m| &m.its[..]);
+        madt_its
+            .iter()
+            .any(|its| its_ids.contains(&its.id))
+            .then_some(device)
     }
 
     /// True when a table with `signature` is listed (valid or not).

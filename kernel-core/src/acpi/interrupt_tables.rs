@@ -31,6 +31,8 @@ pub struct InterruptTables {
     /// arm: per-CPU redistributor addresses from GICC entries (enabled or
     /// online-capable CPUs, non-zero addresses).
     pub gicc_redistributors: Vec<(u64, u64)>,
+    /// arm: GIC ITS bases (MADT GIC ITS entries), in table order.
+    pub gic_its: Vec<u64>,
     /// arm: the non-secure EL1 virtual timer's interrupt (GTDT).
     pub virtual_timer: Option<InterruptLine>,
 }
@@ -116,6 +118,7 @@ impl InterruptTables {
             .filter_map(|c| c.gicr_base.filter(|&b| b != 0))
             .map(|base| (base, GICV3_REDISTRIBUTOR_LEN))
             .collect();
+        out.gic_its = madt.its.iter().map(|its| its.base).collect();
         out
     }
 
@@ -133,6 +136,7 @@ impl InterruptTables {
                 distributor_phys,
                 redistributors,
                 source,
+                its: &self.gic_its,
             });
         }
         self.local_apic_phys

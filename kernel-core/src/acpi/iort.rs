@@ -40,7 +40,11 @@ impl IdMapping {
             return Some(self.output_base);
         }
         let delta = id.checked_sub(self.input_base)?;
-        (delta <= self.id_count_minus_one).then(|| self.output_base.wrapping_add(delta))
+        if delta > self.id_count_minus_one {
+            return None;
+        }
+        // A range whose outputs run past 32 bits is broken: no id.
+        self.output_base.checked_add(delta)
     }
 }
 
@@ -107,6 +111,9 @@ impl Iort {
     }
 }
 
+/// Follows the first mapping whose input range holds `id`. Single mappings
+/// (flag bit 0) name the node's own MSIs, not those of the ids behind it,
+/// so they never translate an id (DEN 0049, 3.4).
 fn map_through(mappings: &[IdMapping], id: u32) -> Option<(IortTarget, u32)> {
     mappings
         .iter()

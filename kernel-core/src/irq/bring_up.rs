@@ -1,10 +1,11 @@
 //! Boot step: interrupt controller and timer of the boot CPU, from ACPI.
 
-use super::init;
+use super::{controller_memory, init};
 use crate::acpi::interrupt_tables::InterruptTables;
 use crate::frames::FrameAllocator;
 use crate::mmio::DeviceMemory;
 use crate::{time, timer};
+use core::cell::RefCell;
 use stratus_arch::interrupts::LOCAL_APIC_TIMER;
 use stratus_arch::{Arch, InterruptLine, TimerDescription};
 
@@ -24,6 +25,7 @@ pub fn bring_up<A: Arch>(
     tables: &InterruptTables,
     device_memory: &mut DeviceMemory,
     frames: &mut FrameAllocator,
+    hhdm_offset: u64,
 ) -> InterruptSummary {
     let mut summary = InterruptSummary::default();
     timer::init_clock::<A>();
@@ -31,16 +33,22 @@ pub fn bring_up<A: Arch>(
         log::warn!(target: "irq", "no interrupt controller in the MADT; running without interrupts");
         return summary;
     };
+    // Both callbacks take frames: page tables for mappings, and memory for
+    // the controller's own tables.
+    let frames = RefCell::new(frames);
     let mut map = |phys: u64, len: u64| {
         device_memory
-            .map::<A>(phys, len, frames)
+            .map::<A>(phys, len, &mut frames.borrow_mut())
             .map(|region| region.virt)
             .map_err(|e| {
                 log::error!(target: "irq", "registers at {phys:#x}: {e}");
                 e.as_map_error()
             })
     };
-    let interrupts = match init::<A>(&hardware, &mut map) {
+    let mut memory = |bytes: u64, align: u64| {
+        controller_memory::allocate(&mut frames.borrow_mut(), hhdm_offset, bytes, align)
+    };
+    let interrupts = match init::<A>(&hardware, &mut map, &mut memory) {
         Ok(i) => i,
         Err(e) => {
             log::error!(target: "irq", "{e}; running without interrupts");

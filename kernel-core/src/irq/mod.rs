@@ -13,6 +13,7 @@
 //! not interrupt-safe) and may log (the logger's lock is).
 
 mod bring_up;
+pub mod controller_memory;
 mod vectors;
 
 pub use bring_up::{InterruptSummary, bring_up};
@@ -298,15 +299,17 @@ pub fn interrupts() -> Option<&'static Interrupts> {
     INTERRUPTS.get()
 }
 
-/// Builds the boot CPU's controller from `hardware` and installs
-/// [`dispatch`] as the architecture's interrupt entry target. Interrupts
-/// stay masked on the CPU; the caller unmasks them when ready.
+/// Builds the boot CPU's controller from `hardware` (registers mapped by
+/// `map`, memory the hardware uses from `memory`) and installs [`dispatch`]
+/// as the architecture's interrupt entry target. Interrupts stay masked on
+/// the CPU; the caller unmasks them when ready.
 pub fn init<A: Arch>(
     hardware: &InterruptHardware<'_>,
     map: stratus_arch::interrupts::MapRegisters<'_>,
+    memory: stratus_arch::AllocateMemory<'_>,
 ) -> Result<&'static Interrupts, IrqError> {
     A::set_interrupt_dispatcher(dispatch);
-    let controller = A::init_interrupts(hardware, map)?;
+    let controller = A::init_interrupts(hardware, map, memory)?;
     Ok(INTERRUPTS.call_once(|| Interrupts::new(Box::new(controller), &TABLE)))
 }
 

@@ -12,7 +12,7 @@
 //! `test=irq-storm`, `test=ipi`, `test=isa-irq` (x86), and
 //! `bench=irq-latency`. Every-CPU checks (see `all_cpus`): `test=ipi-all`,
 //! `test=timer-all`, `test=irq-storm-all`, `test=power-off-cpu1`, and
-//! `bench=ipi-latency`.
+//! `bench=ipi-latency`. MSIs (see `msi_test`): `test=msi`.
 #![no_std]
 #![no_main]
 
@@ -21,8 +21,11 @@ use platform_aarch64 as platform;
 #[cfg(target_arch = "x86_64")]
 use platform_x86_64 as platform;
 
+extern crate alloc;
+
 mod all_cpus;
 mod interrupt_tests;
+mod msi_test;
 
 use platform::Kernel;
 use platform::kernel_core::__arch::{Arch, ExitStatus};
@@ -86,6 +89,7 @@ fn main(mut kernel: Kernel) -> ! {
         Some("ipi-all") => all_cpus::ipi_all(),
         Some("timer-all") => all_cpus::timer_all(),
         Some("irq-storm-all") => all_cpus::storm_all(),
+        Some("msi") => msi_test::msi(&kernel),
         Some("isa-irq") => interrupt_tests::isa_irq(<platform::Arch as Arch>::port_io()),
         Some(other) => log::warn!("unknown test '{other}' ignored"),
         None => {}
