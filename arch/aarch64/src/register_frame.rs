@@ -22,7 +22,7 @@ impl RegisterFrame {
 
     fn at(&self, offset: u64, width: u64) -> u64 {
         assert!(
-            offset % width == 0 && offset + width <= self.len,
+            offset.is_multiple_of(width) && offset + width <= self.len,
             "register offset {offset:#x} outside its frame"
         );
         self.virt + offset
