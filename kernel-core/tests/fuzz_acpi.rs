@@ -158,6 +158,10 @@ fn fuzz_discovery() {
             let platform = describe(&set, &memory);
             assert_eq!(platform.tables.len(), set.tables.len());
             let _ = summary::lines(&platform);
+            // The IORT and MADT together: requester id -> ITS device id.
+            for (segment, rid) in [(0, 0), (0, 8), (1, 0x100), (0, 0xffff)] {
+                let _ = platform.its_device_id(segment, rid);
+            }
         }
     });
 }

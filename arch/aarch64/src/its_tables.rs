@@ -221,22 +221,27 @@ pub fn lpi_range(id_bits: u32) -> core::ops::Range<u32> {
 mod tests {
     use super::*;
 
-    /// `GITS_TYPER` of QEMU 10's ITS: physical, 16-byte ITT entries
-    /// (field 0xf), 16 event id bits, 16 device id bits, PTA 0, HCC 0,
-    /// CIL 1 with 16 collection id bits.
-    const QEMU_TYPER: u64 = 1 | (0xf << 4) | (15 << 8) | (15 << 13) | (1 << 36) | (15 << 32);
+    /// A `GITS_TYPER` shaped like QEMU 10's ITS (its boot line reports
+    /// 12-byte ITT entries and processor-number targets): physical, 16
+    /// event id bits, 16 device id bits, PTA 0, HCC 0, CIL 1 with 16
+    /// collection id bits.
+    const QEMU_TYPER: u64 = 1 | (11 << 4) | (15 << 8) | (15 << 13) | (1 << 36) | (15 << 32);
 
     #[test]
     fn typer_fields() {
         let t = ItsTyper::decode(QEMU_TYPER);
         assert!(t.physical);
-        assert_eq!(t.itt_entry_bytes, 16);
+        assert_eq!(t.itt_entry_bytes, 12);
         assert_eq!(t.event_id_bits, 16);
         assert_eq!(t.device_id_bits, 16);
         assert!(!t.physical_target_addresses);
         assert_eq!(t.hardware_collections, 0);
         assert_eq!(t.collection_id_bits, 16);
-        assert_eq!(t.itt_bytes(), 64 * 16);
+        assert_eq!(
+            t.itt_bytes(),
+            768,
+            "64 events of 12 bytes, a multiple of 256"
+        );
         // An 8-byte entry, PTA, 32 hardware collections, no CIL.
         let t = ItsTyper::decode((7 << 4) | (1 << 19) | (32 << 24) | (3 << 32));
         assert_eq!((t.itt_entry_bytes, t.itt_bytes()), (8, 512));
@@ -249,7 +254,8 @@ mod tests {
 
     #[test]
     fn device_table_of_qemu_and_of_small_pages() {
-        // QEMU: device table, 64 KiB pages, 8-byte entries.
+        // A device table with 64 KiB pages and 8-byte entries (what QEMU's
+        // ITS source sets at reset).
         let read = (1 << 56) | (7 << 48) | (2 << 8);
         let b = Baser::decode(read);
         assert_eq!(

@@ -6,10 +6,13 @@
 //! translation tables (4 KiB granule, Device-nGnRnE); power-off through
 //! semihosting under the QEMU test harness and through PSCI otherwise;
 //! interrupts through GICv3 (`arm-gic`) with the IRQ vector dispatching to
-//! kernel-core, and the virtual generic timer as deadline timer.
+//! kernel-core, MSIs as LPIs through the GIC ITS (`gic_its`, `gic_lpi`), and
+//! the virtual generic timer as deadline timer.
 //!
 //! The table walker ([`table_walk`]), the descriptor layout
 //! ([`descriptor`]), the redistributor search ([`redistributor_walk`]), the
+//! ITS command encoding, queue, table sizing and event bookkeeping
+//! ([`its_command`], [`its_queue`], [`its_tables`], [`its_mappings`]), the
 //! syndrome decoding ([`syndrome`]) and the CPU naming
 //! ([`cpu_info`]) are pure and build and test on any host; the modules that
 //! execute aarch64 instructions, and the [`stratus_arch::Arch`]
