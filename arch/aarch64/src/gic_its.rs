@@ -157,6 +157,10 @@ impl Its {
                 _ => collections = collections.max(layout.covered),
             }
         }
+        if devices == 0 {
+            // No device table: no MAPD could succeed.
+            return Err(InterruptError::MsiUnsupported);
+        }
         let queue_memory =
             memory(COMMAND_QUEUE_BYTES, COMMAND_QUEUE_BYTES).ok_or(InterruptError::OutOfMemory)?;
         clean_to_poc(queue_memory.virt, COMMAND_QUEUE_BYTES);
