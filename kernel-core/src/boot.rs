@@ -7,17 +7,20 @@
 //! step that can fail says what failed; the kernel stops only when it cannot
 //! go on, and then says why on the best console it reaches.
 
+mod clock;
 mod console_attach;
 mod discovery;
 
 use crate::acpi::interrupt_tables::InterruptTables;
-use crate::acpi::{self, AcpiPlatform, PmTimer, SpcrOutcome};
+use crate::acpi::{self, AcpiPlatform, SpcrOutcome};
 use crate::boot_info::BootInfo;
 use crate::cmdline::CommandLine;
 use crate::console::{ConsoleDescriptor, ConsoleSink};
+use crate::driver_services::{self, KernelServices};
 use crate::fixed_string::FixedString;
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::irq::InterruptSummary;
+use crate::irq_lock::IrqSafeGuard;
 use crate::logger::Fallback;
 use crate::mmio::DeviceMemory;
 use crate::ready::ReadyLine;
@@ -68,10 +71,9 @@ pub struct Kernel {
     pub arch: &'static str,
     /// What the loader said.
     pub boot: BootInfo,
-    /// Physical frames.
-    pub frames: FrameAllocator,
-    /// Device register window.
-    pub device_memory: DeviceMemory,
+    /// What drivers get of the kernel: register mapping, DMA memory, MSI
+    /// vectors, the shared frame allocator.
+    pub services: &'static KernelServices,
     /// Kernel stacks with guard pages.
     pub stacks: KernelStacks,
     /// What ACPI described: CPUs, interrupt controllers, ECAM, timers,
@@ -86,6 +88,11 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// The shared physical frame allocator.
+    pub fn frames(&self) -> IrqSafeGuard<'static, FrameAllocator> {
+        self.services.frames().lock()
+    }
+
     /// The kernel command line.
     pub fn cmdline(&self) -> CommandLine<'static> {
         CommandLine::new(self.boot.cmdline)
@@ -144,10 +151,59 @@ impl Kernel {
     }
 }
 
-/// Boots the portable kernel on architecture `A`. `entry_ticks` is the
-/// counter read first thing at kernel entry; `open_console` builds the UART
-/// driver for the console ACPI names.
-pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
+/// The target's `main`.
+pub type KernelMain = fn(Kernel) -> !;
+
+/// Boots the portable kernel on architecture `A` and runs `main` with it.
+/// `entry_ticks` is the counter read first thing at kernel entry;
+/// `open_console` builds the UART driver for the console ACPI names. Once
+/// booted, the boot CPU leaves the loader's stack and the static exception
+/// stack for kernel stacks with guard pages ([`run_main_on_kernel_stacks`]).
+pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole, main: KernelMain) -> ! {
+    let kernel = boot::<A>(entry_ticks, open_console);
+    run_main_on_kernel_stacks::<A>(kernel, main)
+}
+
+/// Stack of the boot CPU once booted: what the loader was asked for.
+pub const MAIN_STACK_BYTES: u64 = limine_boot::BOOT_STACK_BYTES;
+
+/// Moves the boot CPU onto a kernel stack and an exception stack with
+/// guard pages below them, as every secondary CPU has, and calls `main`
+/// there. Where the stacks cannot be had, `main` runs on the loader's
+/// stack, with a warning.
+fn run_main_on_kernel_stacks<A: Arch>(mut kernel: Kernel, main: KernelMain) -> ! {
+    let stacks = {
+        let mut frames = kernel.services.frames().lock();
+        kernel
+            .stacks
+            .allocate::<A>(smp::EXCEPTION_STACK_BYTES, &mut frames)
+            .and_then(|exception| {
+                let stack = kernel.stacks.allocate::<A>(MAIN_STACK_BYTES, &mut frames)?;
+                Ok((exception, stack))
+            })
+    };
+    let (exception, stack) = match stacks {
+        Ok(stacks) => stacks,
+        Err(e) => {
+            log::warn!("boot: no guarded stacks for the boot CPU ({e}); staying on the loader's");
+            main(kernel)
+        }
+    };
+    A::init_secondary_exceptions(exception.top);
+    let handoff = alloc::boxed::Box::into_raw(alloc::boxed::Box::new((kernel, main)));
+    A::run_on_stack(stack.top, call_main, handoff as u64)
+}
+
+/// The first function on the boot CPU's kernel stack.
+extern "C" fn call_main(handoff: u64) -> ! {
+    // SAFETY: `handoff` is the pointer `run_main_on_kernel_stacks` made
+    // with `Box::into_raw` and passed here once; nothing else holds it.
+    let handoff = unsafe { alloc::boxed::Box::from_raw(handoff as *mut (Kernel, KernelMain)) };
+    let (kernel, main) = *handoff;
+    main(kernel)
+}
+
+fn boot<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     A::init_exceptions();
     irq_lock::set_interrupt_masking(irq_lock::InterruptMasking {
         enabled: A::interrupts_enabled,
@@ -209,8 +265,14 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     }
 
     // The clock first, so that waits for the console are bounded in time.
-    init_clock::<A>(&acpi, entry_ticks);
     let mut device_memory = DeviceMemory::new(boot.hhdm_offset, &boot.memory_map);
+    clock::init_clock::<A>(
+        &acpi,
+        &cmdline,
+        entry_ticks,
+        &mut device_memory,
+        &mut frames,
+    );
     let dt_console = dt.map(|dt| dt.console);
     console_attach::attach_console::<A>(
         &acpi.spcr,
@@ -228,7 +290,6 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     }
     let interrupts = irq::bring_up::<A>(
         &InterruptTables::from_platform(&acpi),
-        acpi.pm_timer(),
         &mut device_memory,
         &mut frames,
     );
@@ -254,12 +315,17 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         &mut stacks,
     );
     log::info!("smp: {online} of {} CPUs online", cpus.len().max(1));
+    let services = driver_services::install::<A>(
+        boot.hhdm_offset,
+        frames,
+        device_memory,
+        requester_id_as_device_id,
+    );
 
     Kernel {
         arch: A::NAME,
         boot,
-        frames,
-        device_memory,
+        services,
         stacks,
         acpi,
         interrupts,
@@ -268,6 +334,11 @@ pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         stop: stop_with::<A>,
         reset: reset_with::<A>,
     }
+}
+
+/// The MSI device id where nothing translates it: the requester id.
+fn requester_id_as_device_id(source: stratus_driver_api::MsiSource) -> u32 {
+    u32::from(source.requester_id)
 }
 
 fn init_heap(boot: &BootInfo, frames: &mut FrameAllocator) {
@@ -284,41 +355,6 @@ fn init_heap(boot: &BootInfo, frames: &mut FrameAllocator) {
     #[cfg(not(target_os = "none"))]
     let _ = (phys, boot);
     log::info!("heap: {} KiB at phys {:#x}", want / 1024, phys);
-}
-
-fn init_clock<A: Arch>(acpi: &AcpiPlatform, entry_ticks: u64) {
-    if let Some(hz) = A::ticks_per_second() {
-        time::set_clock(hz, entry_ticks);
-        log::info!("clock: counter at {} kHz (architectural)", hz / 1000);
-        return;
-    }
-    match (acpi.pm_timer(), A::port_io()) {
-        (Some(PmTimer::Port { port, bits }), Some(io)) => {
-            // SAFETY: `port` is the ACPI PM timer block the FADT names;
-            // reading the free-running counter has no side effects.
-            let read_pm = || u64::from(unsafe { (io.read_u32)(port) });
-            // 10 ms of the 3.58 MHz PM timer.
-            match time::calibrate(
-                A::ticks,
-                read_pm,
-                time::ACPI_PM_TIMER_HZ,
-                bits,
-                time::ACPI_PM_TIMER_HZ / 100,
-            ) {
-                Some(hz) => {
-                    time::set_clock(hz, entry_ticks);
-                    log::info!(
-                        "clock: counter at {} kHz (calibrated against the ACPI PM timer)",
-                        hz / 1000
-                    );
-                }
-                None => log::warn!("clock: the ACPI PM timer does not run; frequency unknown"),
-            }
-        }
-        _ => log::warn!(
-            "clock: counter frequency unknown (no architectural value, no ACPI PM timer)"
-        ),
-    }
 }
 
 /// Stops the boot: says why on the console in use, or on the fallback

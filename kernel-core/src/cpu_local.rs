@@ -5,6 +5,7 @@
 //! come online. Per-CPU tables elsewhere (timers) are indexed by it.
 
 use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU64, Ordering};
 use stratus_arch::Arch;
 
 /// CPUs the per-CPU tables have room for.
@@ -24,6 +25,17 @@ pub struct CpuLocal {
 /// logger) can find its CPU.
 static READ: spin::Once<fn() -> u64> = spin::Once::new();
 
+/// Each index's hardware id plus one (0: no CPU with that index yet).
+static HARDWARE_IDS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// The hardware id of the CPU with `index`, once it installed its data.
+pub fn hardware_id_of(index: usize) -> Option<u64> {
+    match HARDWARE_IDS.get(index)?.load(Ordering::Acquire) {
+        0 => None,
+        id => Some(id - 1),
+    }
+}
+
 /// Gives the executing CPU its data, for as long as it runs.
 pub fn install<A: Arch>(index: usize) -> &'static CpuLocal {
     READ.call_once(|| A::cpu_local);
@@ -32,6 +44,9 @@ pub fn install<A: Arch>(index: usize) -> &'static CpuLocal {
         hardware_id: A::hardware_id(),
     }));
     A::set_cpu_local(core::ptr::from_ref(local) as u64);
+    if let Some(slot) = HARDWARE_IDS.get(index) {
+        slot.store(local.hardware_id.wrapping_add(1), Ordering::Release);
+    }
     local
 }
 

@@ -16,9 +16,11 @@ pub mod cmdline;
 pub use stratus_driver_api::console;
 pub mod cpu_local;
 pub mod devicetree;
+pub mod driver_services;
 pub mod fixed_string;
 pub mod frames;
 pub mod heap;
+pub mod hpet;
 pub mod irq;
 pub mod irq_lock;
 pub mod limine_boot;
@@ -38,8 +40,8 @@ pub use boot_info::BootInfo;
 pub use stratus_arch as __arch;
 
 /// Defines the kernel entry point `_start` for architecture `$arch`: reads
-/// the counter, runs [`boot::start`] with the console opener, and calls
-/// `$main(kernel) -> !`. Platform crates wrap this in their own
+/// the counter, and runs [`boot::start`] with the console opener and
+/// `$main(kernel) -> !`, which it calls on a kernel stack once booted. Platform crates wrap this in their own
 /// `kernel_main!`, so a target names only its `main`.
 #[macro_export]
 macro_rules! kernel_entry {
@@ -48,8 +50,7 @@ macro_rules! kernel_entry {
         #[unsafe(no_mangle)]
         pub extern "C" fn _start() -> ! {
             let entry_ticks = <$arch as $crate::__arch::Clock>::ticks();
-            let kernel = $crate::boot::start::<$arch>(entry_ticks, $open_console);
-            $main(kernel)
+            $crate::boot::start::<$arch>(entry_ticks, $open_console, $main)
         }
     };
 }

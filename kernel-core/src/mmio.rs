@@ -188,13 +188,27 @@ impl DeviceMemory {
         len: u64,
         frames: &mut FrameAllocator,
     ) -> Result<MmioRegion, DeviceMapError> {
+        let hhdm_offset = self.hhdm_offset;
+        self.map_with(phys, len, &mut |request| {
+            M::map_device(
+                request,
+                hhdm_offset,
+                &mut ZeroedFrames::new(frames, hhdm_offset),
+            )
+        })
+    }
+
+    /// Like [`DeviceMemory::map`], with the page-table work done by `map`
+    /// (given the page-aligned request) instead of an architecture type.
+    pub fn map_with(
+        &mut self,
+        phys: u64,
+        len: u64,
+        map: &mut dyn FnMut(DeviceMapping) -> Result<(), MapError>,
+    ) -> Result<MmioRegion, DeviceMapError> {
         check_device_range(&self.memory_map, phys, len)?;
         let (request, region) = self.reserve(phys, len)?;
-        let mut source = ZeroedFrames {
-            frames,
-            hhdm_offset: self.hhdm_offset,
-        };
-        M::map_device(request, self.hhdm_offset, &mut source)?;
+        map(request)?;
         Ok(region)
     }
 }

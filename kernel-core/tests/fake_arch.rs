@@ -12,7 +12,7 @@ use stratus_arch::{
     Arch, Clock, Cpu, CpuHardwareId, CpuStart, DeviceMapper, DeviceMapping, ExitStatus,
     FrameSource, InterruptController, InterruptError, InterruptHardware, InterruptId,
     InterruptLine, InterruptSetup, MapError, Multiprocessor, PortIo, Power, PowerMethods,
-    StartError, Timer, TimerDescription,
+    SecondaryEntry, StartError, Timer, TimerDescription,
 };
 
 /// Everything the fake architecture was asked to do.
@@ -105,6 +105,10 @@ impl Power for FakeArch {
 impl Multiprocessor for FakeArch {
     fn hardware_id() -> u64 {
         0
+    }
+    fn run_on_stack(stack_top: u64, entry: SecondaryEntry, arg: u64) -> ! {
+        record(format!("run_on_stack {stack_top:#x}"));
+        entry(arg)
     }
     fn start_cpu(
         start: &CpuStart,
@@ -255,7 +259,9 @@ fn boot_without_loader_answers_stops_with_a_message() {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let outcome = std::panic::catch_unwind(|| {
-        let _kernel = start::<FakeArch>(0, open_recorded_console);
+        start::<FakeArch>(0, open_recorded_console, |_kernel| {
+            panic!("main must not run")
+        });
     });
     std::panic::set_hook(default_hook);
     let payload = outcome.expect_err("boot must stop");

@@ -27,9 +27,9 @@
 //! path (console, logger) cannot loop forever or run down the stack.
 //!
 //! Each secondary CPU gets its own exception stack from kernel-core
-//! ([`init_secondary`]). The nesting count is machine-wide: when exceptions
-//! on several CPUs are reported at once, the first two reports are printed
-//! and the other CPUs park, which is what a fatal exception leads to anyway.
+//! ([`init_secondary`]), and nesting is counted per CPU (by MPIDR
+//! affinity), so exceptions reported on several CPUs at once are each
+//! printed.
 //!
 //! Limitations: the exception stacks have no guard page (their depth is
 //! bounded by the nesting limit instead). Code that
@@ -42,7 +42,7 @@ use aarch64_cpu::registers::{VBAR_EL1, Writeable};
 use core::arch::{asm, global_asm};
 use core::fmt;
 use core::mem::{offset_of, size_of};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// The CPU state saved by the vector entries, lowest address first.
 #[repr(C)]
@@ -84,7 +84,31 @@ static mut EXCEPTION_STACK: Stack = Stack([0; EXCEPTION_STACK_BYTES]);
 /// parks the CPU.
 const MAX_REPORTS: usize = 2;
 
-static REPORTS_STARTED: AtomicUsize = AtomicUsize::new(0);
+/// CPUs whose nesting is counted on their own; more share one count.
+const NESTING_SLOTS: usize = 256;
+
+/// Per-CPU nesting counts: the MPIDR affinity (plus one; 0 = free slot)
+/// owning each slot, and its count of reports started.
+static NESTING_OWNERS: [AtomicU64; NESTING_SLOTS] = [const { AtomicU64::new(0) }; NESTING_SLOTS];
+static NESTING_COUNTS: [AtomicUsize; NESTING_SLOTS] =
+    [const { AtomicUsize::new(0) }; NESTING_SLOTS];
+/// The count of CPUs beyond [`NESTING_SLOTS`].
+static NESTING_OVERFLOW: AtomicUsize = AtomicUsize::new(0);
+
+/// The executing CPU's count of reports started: its own slot, found or
+/// claimed by its MPIDR affinity without locks (a fault handler may not
+/// wait).
+fn nesting_count() -> &'static AtomicUsize {
+    let owner = crate::smp::hardware_id() + 1;
+    for (slot, count) in NESTING_OWNERS.iter().zip(&NESTING_COUNTS) {
+        match slot.compare_exchange(0, owner, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return count,
+            Err(current) if current == owner => return count,
+            Err(_) => {}
+        }
+    }
+    &NESTING_OVERFLOW
+}
 
 global_asm!(
     r#"
@@ -264,7 +288,7 @@ impl fmt::Display for Register<'_> {
 /// Called by the vector entries with the saved state and the entry's index;
 /// reports the exception and panics.
 extern "C" fn report_exception(frame: &ExceptionFrame, index: u64) -> ! {
-    let depth = REPORTS_STARTED.fetch_add(1, Ordering::SeqCst);
+    let depth = nesting_count().fetch_add(1, Ordering::SeqCst);
     if depth >= MAX_REPORTS {
         park();
     }

@@ -188,6 +188,25 @@ mod arch_impl {
             exceptions::init_secondary(exception_stack_top);
         }
 
+        fn run_on_stack(stack_top: u64, entry: stratus_arch::SecondaryEntry, arg: u64) -> ! {
+            // SAFETY: the caller hands over a mapped, 16-byte aligned stack
+            // that nothing else uses; `entry` never returns, so nothing on
+            // the old stack is used again. The frame pointer and link
+            // register are cleared so that unwinding ends here.
+            unsafe {
+                core::arch::asm!(
+                    "mov sp, {top}",
+                    "mov x29, xzr",
+                    "mov x30, xzr",
+                    "br {entry}",
+                    top = in(reg) stack_top,
+                    entry = in(reg) entry,
+                    in("x0") arg,
+                    options(noreturn)
+                )
+            }
+        }
+
         fn set_cpu_local(value: u64) {
             TPIDR_EL1.set(value);
         }

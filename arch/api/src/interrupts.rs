@@ -163,9 +163,6 @@ pub struct TimerDescription {
     pub line: InterruptLine,
     /// The clock counter's frequency in Hz (TSC, CNTVCT).
     pub counter_hz: u64,
-    /// x86: the ACPI PM timer port and width, to calibrate the local APIC
-    /// timer when there is no TSC-deadline mode.
-    pub pm_timer: Option<(u16, u32)>,
 }
 
 /// Why interrupts could not be set up or a line not enabled.
@@ -185,7 +182,7 @@ pub enum InterruptError {
     BadId(u32),
     /// The line is not one this controller has.
     BadLine,
-    /// The timer cannot be calibrated (x86: no PM timer and no TSC-deadline).
+    /// The timer cannot be calibrated (x86: the TSC frequency is unknown).
     TimerUncalibrated,
     /// The hardware did not answer within its bound.
     Timeout,
@@ -211,7 +208,7 @@ impl core::fmt::Display for InterruptError {
             Self::BadId(id) => write!(f, "interrupt id {id} out of range"),
             Self::BadLine => f.write_str("no such interrupt line"),
             Self::TimerUncalibrated => {
-                f.write_str("local APIC timer cannot be calibrated (no TSC-deadline, no PM timer)")
+                f.write_str("local APIC timer cannot be calibrated (the TSC frequency is unknown)")
             }
             Self::Timeout => f.write_str("interrupt hardware did not answer in time"),
             Self::MsiUnsupported => f.write_str("message-signalled interrupts cannot be delivered"),

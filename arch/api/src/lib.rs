@@ -211,10 +211,18 @@ pub trait Multiprocessor {
         frames: &mut dyn FrameSource,
     ) -> Result<(), StartError>;
 
-    /// Prepares exception handling on a secondary CPU, first thing in its
-    /// entry: the vector table and its own exception stack ending at
-    /// `exception_stack_top`.
+    /// Gives the executing CPU its own exception stack ending at
+    /// `exception_stack_top` (x86: the TSS's double-fault stack, in a GDT
+    /// and TSS of its own; aarch64: SP_EL1) and installs the vectors: first
+    /// thing in a secondary CPU's entry, and on the boot CPU to move off the
+    /// static exception stack onto one with a guard page.
     fn init_secondary_exceptions(exception_stack_top: u64);
+
+    /// Switches the executing CPU to the stack ending at `stack_top`
+    /// (16-byte aligned, mapped) and calls `entry(arg)` there. The old stack
+    /// is abandoned. The boot CPU uses it to leave the loader's stack for a
+    /// kernel stack with a guard page.
+    fn run_on_stack(stack_top: u64, entry: SecondaryEntry, arg: u64) -> !;
 
     /// Stores `value` in this CPU's per-CPU register (x86 GS base, aarch64
     /// TPIDR_EL1): kernel-core keeps the address of the CPU's own data there.

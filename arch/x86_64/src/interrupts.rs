@@ -15,8 +15,8 @@ use stratus_arch::interrupts::{
     resolve_gsi,
 };
 use stratus_arch::{
-    CpuHardwareId, InterruptController, InterruptError, InterruptId, InterruptLine,
-    MsiAddressData, MsiDevice,
+    CpuHardwareId, InterruptController, InterruptError, InterruptId, InterruptLine, MsiAddressData,
+    MsiDevice,
 };
 use x86_64::VirtAddr;
 use x86_64::structures::idt::InterruptDescriptorTable;
@@ -275,7 +275,8 @@ fn msi_message(id: InterruptId, target: CpuHardwareId) -> Result<MsiAddressData,
     if !MSI_VECTORS.contains(&id.0) {
         return Err(InterruptError::BadId(id.0));
     }
-    let apic_id = u8::try_from(target.0).map_err(|_| InterruptError::MsiUnreachableCpu(target.0))?;
+    let apic_id =
+        u8::try_from(target.0).map_err(|_| InterruptError::MsiUnreachableCpu(target.0))?;
     Ok(MsiAddressData {
         address: MSI_ADDRESS_BASE | u64::from(apic_id) << 12,
         data: id.0,

@@ -7,7 +7,6 @@ use crate::clock::read_tsc;
 use crate::local_apic::{
     self, LVT_MASKED, LVT_TIMER, LocalApic, TIMER_CURRENT, TIMER_DIVIDE, TIMER_INITIAL,
 };
-use crate::ports;
 use core::arch::x86_64::__cpuid;
 use stratus_arch::calibration::calibrate;
 use stratus_arch::{InterruptError, InterruptId, Timer, TimerDescription};
@@ -18,8 +17,6 @@ const IA32_TSC_DEADLINE: u32 = 0x6e0;
 const LVT_TSC_DEADLINE: u32 = 0b10 << 17;
 /// Divide configuration 0b1011: divide by 1.
 const DIVIDE_BY_1: u32 = 0b1011;
-/// ACPI PM timer frequency (ACPI 6.5, 4.8.3.3).
-const PM_TIMER_HZ: u64 = 3_579_545;
 
 #[derive(Clone, Copy, Debug)]
 enum Mode {
@@ -58,14 +55,14 @@ impl LapicTimer {
         let mode = if __cpuid(1).ecx & (1 << 24) != 0 {
             Mode::TscDeadline
         } else {
-            let (port, bits) = description
-                .pm_timer
-                .ok_or(InterruptError::TimerUncalibrated)?;
+            if description.counter_hz == 0 {
+                return Err(InterruptError::TimerUncalibrated);
+            }
             let apic_hz = match CALIBRATED_HZ.get() {
                 Some(&hz) => hz,
                 None => {
-                    let hz = calibrate_apic(lapic, port, bits)?;
-                    log::info!(target: "timer", "local APIC timer at {} kHz (ACPI PM timer)", hz / 1000);
+                    let hz = calibrate_apic(lapic, description.counter_hz)?;
+                    log::info!(target: "timer", "local APIC timer at {} kHz (measured against the TSC)", hz / 1000);
                     *CALIBRATED_HZ.call_once(|| hz)
                 }
             };
@@ -78,24 +75,19 @@ impl LapicTimer {
     }
 }
 
-/// Measures the APIC timer (divide by 1) against the PM timer
-/// ([`calibrate`]: three ~10 ms windows, robust against the CPU being
-/// stopped between reads); the count restarts at its maximum each time, and
-/// a window lasts far less than its ~4 s at 1 GHz.
-fn calibrate_apic(lapic: LocalApic, port: u16, bits: u32) -> Result<u64, InterruptError> {
-    let mask = if bits >= 32 {
-        u32::MAX
-    } else {
-        (1u32 << bits) - 1
-    };
-    // SAFETY: `port` is the ACPI PM timer block the FADT names; reading
-    // the free-running counter has no side effects.
-    let pm = || u64::from(unsafe { ports::read_u32(port) } & mask);
+/// Measures the APIC timer (divide by 1) against the TSC, whose frequency
+/// kernel-core already knows (calibrated against the ACPI PM timer or the
+/// HPET, or stated by CPUID): [`calibrate`] takes three ~10 ms windows,
+/// robust against the CPU being stopped between reads. The count restarts
+/// at its maximum each time, and a window lasts far less than its ~4 s at
+/// 1 GHz.
+fn calibrate_apic(lapic: LocalApic, tsc_hz: u64) -> Result<u64, InterruptError> {
+    let tsc = read_tsc;
     lapic.write(LVT_TIMER, LVT_MASKED);
     lapic.write(TIMER_DIVIDE, DIVIDE_BY_1);
     lapic.write(TIMER_INITIAL, u32::MAX);
     let counted = || u64::from(u32::MAX - lapic.read(TIMER_CURRENT));
-    let hz = calibrate(counted, pm, PM_TIMER_HZ, bits, PM_TIMER_HZ / 100);
+    let hz = calibrate(counted, tsc, tsc_hz, 64, tsc_hz / 100);
     lapic.write(TIMER_INITIAL, 0);
     hz.ok_or(InterruptError::Timeout)
 }

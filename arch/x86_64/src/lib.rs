@@ -116,6 +116,25 @@ impl Multiprocessor for X86_64 {
         exceptions::init();
     }
 
+    fn run_on_stack(stack_top: u64, entry: stratus_arch::SecondaryEntry, arg: u64) -> ! {
+        // SAFETY: the caller hands over a mapped, 16-byte aligned stack that
+        // nothing else uses; `entry` never returns, so nothing on the old
+        // stack is used again. `call` leaves the stack aligned as the
+        // System V ABI expects at function entry.
+        unsafe {
+            core::arch::asm!(
+                "mov rsp, {top}",
+                "xor ebp, ebp",
+                "call {entry}",
+                "ud2",
+                top = in(reg) stack_top,
+                entry = in(reg) entry,
+                in("rdi") arg,
+                options(noreturn)
+            )
+        }
+    }
+
     fn set_cpu_local(value: u64) {
         // SAFETY: IA32_GS_BASE only sets the GS segment base, which kernel
         // code reaches solely through this trait; no memory is touched.

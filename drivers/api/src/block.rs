@@ -101,7 +101,7 @@ pub trait BlockDevice: Send + Sync {
     /// number of blocks it covers.
     fn check_request(&self, lba: u64, len: usize) -> Result<u64, BlockError> {
         let size = self.block_size() as usize;
-        if len == 0 || size == 0 || len % size != 0 {
+        if len == 0 || size == 0 || !len.is_multiple_of(size) {
             return Err(BlockError::BadLength(len));
         }
         let blocks = (len / size) as u64;

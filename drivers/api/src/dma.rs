@@ -103,7 +103,7 @@ impl DmaBuffer {
     /// `None` when it does not fit or is misaligned.
     pub fn read<T: Copy>(&self, offset: usize) -> Option<T> {
         let ptr = self.check(offset, core::mem::size_of::<T>())?;
-        if ptr as usize % core::mem::align_of::<T>() != 0 {
+        if !(ptr as usize).is_multiple_of(core::mem::align_of::<T>()) {
             return None;
         }
         fence(Ordering::Acquire);
@@ -118,7 +118,7 @@ impl DmaBuffer {
         let Some(ptr) = self.check(offset, core::mem::size_of::<T>()) else {
             return false;
         };
-        if ptr as usize % core::mem::align_of::<T>() != 0 {
+        if !(ptr as usize).is_multiple_of(core::mem::align_of::<T>()) {
             return false;
         }
         // SAFETY: in bounds and aligned (checked); the memory is ours.

@@ -49,7 +49,10 @@ impl fmt::Display for IoMemError {
                 "register access of {size} bytes at {offset:#x} is outside the {len:#x}-byte block"
             ),
             Self::Misaligned { offset, size } => {
-                write!(f, "register access of {size} bytes at {offset:#x} is misaligned")
+                write!(
+                    f,
+                    "register access of {size} bytes at {offset:#x} is misaligned"
+                )
             }
         }
     }
@@ -118,7 +121,7 @@ impl IoMem {
 
     fn check<T>(&self, offset: usize) -> Result<usize, IoMemError> {
         let size = core::mem::size_of::<T>();
-        if offset % size != 0 {
+        if !offset.is_multiple_of(size) {
             return Err(IoMemError::Misaligned { offset, size });
         }
         match offset.checked_add(size) {
@@ -186,7 +189,12 @@ mod tests {
         // SAFETY: `backing` stands in for 32 bytes of registers and outlives
         // `regs`.
         let regs = unsafe {
-            IoMem::new(backing.as_mut_ptr() as usize, 0x1000, 32, CachePolicy::Uncached)
+            IoMem::new(
+                backing.as_mut_ptr() as usize,
+                0x1000,
+                32,
+                CachePolicy::Uncached,
+            )
         };
         regs.write::<u32>(4, 0xdead_beef).unwrap();
         assert_eq!(regs.read::<u32>(4), Ok(0xdead_beef));

@@ -64,6 +64,29 @@ pub trait DriverServices: Sync {
 
     /// Waits on this CPU until an interrupt arrived or `timeout` passed,
     /// whichever comes first (a driver waiting for a completion whose
-    /// interrupt it registered). May return early; callers re-check.
+    /// interrupt it registered). May return early; callers re-check. An
+    /// interrupt that arrived just before the call does not end the wait:
+    /// prefer [`DriverServices::wait_until`].
     fn wait_for_interrupt(&self, timeout: Duration);
+
+    /// Waits on this CPU until `done()` says true or `timeout` passed,
+    /// halting between interrupts; returns `done`'s last answer. `done` is
+    /// asked with interrupts masked and the CPU unmasks and halts as one
+    /// step, so a completion interrupt cannot be missed between the check
+    /// and the halt. `done` must be quick and must not block.
+    ///
+    /// The default (for fakes) polls `done`, waiting up to 100 µs for an
+    /// interrupt between polls.
+    fn wait_until(&self, timeout: Duration, done: &mut dyn FnMut() -> bool) -> bool {
+        let mut deadline = crate::clock::Deadline::after(timeout, 100_000);
+        loop {
+            if done() {
+                return true;
+            }
+            if deadline.expired() {
+                return false;
+            }
+            self.wait_for_interrupt(Duration::from_micros(100));
+        }
+    }
 }

@@ -17,9 +17,9 @@ pub use ns16550::{Ns16550, Ns16550Registers};
 pub use pl011::Pl011;
 
 use core::sync::atomic::{AtomicBool, Ordering};
+use spin_once::Once;
 use stratus_driver_api::console::ConsoleAccess;
 use stratus_driver_api::console::{ConsoleDescriptor, ConsoleSink, ConsoleTimeout, UartKind};
-use spin_once::Once;
 
 /// A console UART of either kind.
 pub enum Uart {
@@ -168,8 +168,8 @@ mod tests {
     //! A console whose UART never becomes ready: nothing at its address.
     use super::*;
     use core::sync::atomic::AtomicU32;
-    use stratus_driver_api::console::READY_READ_BUDGET;
     use stratus_arch::PortIo;
+    use stratus_driver_api::console::READY_READ_BUDGET;
 
     static READS: AtomicU32 = AtomicU32::new(0);
     static WRITES: AtomicU32 = AtomicU32::new(0);

@@ -7,8 +7,8 @@
 //! are addressed by index through [`Ns16550Registers`] rather than a fixed
 //! `tock-registers` layout.
 
-use stratus_driver_api::console::{ConsoleTimeout, wait_ready};
 use stratus_arch::PortIo;
+use stratus_driver_api::console::{ConsoleTimeout, wait_ready};
 
 const THR: u16 = 0;
 const DLL: u16 = 0;

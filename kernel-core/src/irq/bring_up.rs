@@ -1,7 +1,6 @@
 //! Boot step: interrupt controller and timer of the boot CPU, from ACPI.
 
 use super::init;
-use crate::acpi::PmTimer;
 use crate::acpi::interrupt_tables::InterruptTables;
 use crate::frames::FrameAllocator;
 use crate::mmio::DeviceMemory;
@@ -23,7 +22,6 @@ pub struct InterruptSummary {
 /// without interrupts (or without the timer).
 pub fn bring_up<A: Arch>(
     tables: &InterruptTables,
-    pm_timer: Option<PmTimer>,
     device_memory: &mut DeviceMemory,
     frames: &mut FrameAllocator,
 ) -> InterruptSummary {
@@ -64,11 +62,7 @@ pub fn bring_up<A: Arch>(
             }
         },
     };
-    let description = TimerDescription {
-        line,
-        counter_hz,
-        pm_timer: pm_timer.map(|PmTimer::Port { port, bits }| (port, bits)),
-    };
+    let description = TimerDescription { line, counter_hz };
     match timer::init::<A>(interrupts, &description) {
         Ok(t) => summary.timer = Some(t.kind()),
         Err(e) => log::error!(target: "timer", "{e}; running without a timer"),

@@ -302,26 +302,52 @@ pub fn sleep(duration: Duration) -> Result<(), TimerError> {
     let arch = ARCH.get().copied().ok_or(TimerError::NotInitialised)?;
     let ticks = duration_to_ticks(duration).ok_or(TimerError::NotInitialised)?;
     let end = (arch.ticks)().saturating_add(ticks);
-    let timer = this_cpu();
-    let was_enabled = (arch.enabled)();
-    let Some(timer) = timer.filter(|_| was_enabled) else {
-        while (arch.ticks)() < end {
+    wait_until(duration, &mut || (arch.ticks)() >= end);
+    Ok(())
+}
+
+/// Waits on this CPU until `done()` says true or `timeout` passed, halting
+/// between interrupts; returns `done`'s last answer. `done` is asked with
+/// interrupts masked, and the wait unmasks and halts as one step, so an
+/// interrupt that makes it true cannot slip in unnoticed. Arms this CPU's
+/// deadline at the timeout (unless a periodic timer owns it), replacing a
+/// pending one. With interrupts masked by the caller, or without a timer,
+/// it polls `done` against the clock instead.
+pub fn wait_until(timeout: Duration, done: &mut dyn FnMut() -> bool) -> bool {
+    let Some((arch, ticks)) = ARCH.get().copied().zip(duration_to_ticks(timeout)) else {
+        // No clock yet: a bounded number of polls.
+        return stratus_driver_api::clock::poll_until(timeout, 10_000_000, || done().then_some(()))
+            .is_some();
+    };
+    let end = (arch.ticks)().saturating_add(ticks);
+    let timer = this_cpu().filter(|_| (arch.enabled)());
+    let Some(timer) = timer else {
+        loop {
+            if done() {
+                return true;
+            }
+            if (arch.ticks)() >= end {
+                return false;
+            }
             core::hint::spin_loop();
         }
-        return Ok(());
     };
     if !timer.is_periodic() {
         timer.set_deadline(end, wake);
     }
     (arch.disable)();
-    // Masked between the check and the wait: `enable_and_wait` unmasks and
-    // halts as one step, so the interrupt cannot slip in between.
-    while (arch.ticks)() < end {
+    let result = loop {
+        if done() {
+            break true;
+        }
+        if (arch.ticks)() >= end {
+            break false;
+        }
         (arch.enable_and_wait)();
         (arch.disable)();
-    }
+    };
     (arch.enable)();
-    Ok(())
+    result
 }
 
 #[cfg(test)]

@@ -58,13 +58,18 @@ fn main(mut kernel: Kernel) -> ! {
         Some("stack-guard") => {
             let stack = kernel
                 .stacks
-                .allocate::<platform::Arch>(16 * 1024, &mut kernel.frames)
+                .allocate::<platform::Arch>(16 * 1024, &mut kernel.frames())
                 .expect("a stack");
             log::info!("test: reading guard page {:#x}", stack.guard);
             // SAFETY: deliberately unsound, as for test=page-fault: the
             // guard page is unmapped, the read faults and the kernel stops.
             let value = unsafe { core::ptr::read_volatile(stack.guard as *const u64) };
             panic!("guard page {:#x} is mapped (read {value:#x})", stack.guard);
+        }
+        Some("stack-overflow") => {
+            log::info!("test: overflowing the boot CPU's stack");
+            let depth = recurse(0);
+            panic!("the stack did not overflow ({depth} frames)");
         }
         Some("power-off-cpu1") => {
             kernel.print_ready_line();
@@ -99,4 +104,17 @@ fn main(mut kernel: Kernel) -> ! {
     }
     log::info!("idle: nothing more to do; waiting for interrupts");
     kernel.idle()
+}
+
+/// Recurses with 1 KiB of locals per frame until the stack runs into its
+/// guard page (`test=stack-overflow`); the bound, a million frames, is far
+/// beyond any kernel stack.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let mut locals = [0u8; 1024];
+    core::hint::black_box(&mut locals);
+    if depth > 1_000_000 {
+        return depth;
+    }
+    recurse(depth + 1) + u64::from(locals[0])
 }
