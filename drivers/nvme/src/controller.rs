@@ -36,8 +36,9 @@ const MAX_IO_QUEUES: usize = 64;
 /// page), allocated the first time the slot is used: memory grows with
 /// the queue depth actually used, 129 pages per slot at most.
 pub const MAX_TRANSFER: usize = 128 * 1024;
-/// How long a submitter waits for an interrupt before looking again.
-const INTERRUPT_WAIT: Duration = Duration::from_millis(1);
+/// How long a submitter halts waiting for a completion interrupt before it
+/// checks its commands' deadlines again.
+const INTERRUPT_WAIT: Duration = Duration::from_millis(10);
 
 /// Completion interrupts taken, all controllers together.
 pub static COMPLETION_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
@@ -473,7 +474,13 @@ impl Controller {
                 if polled {
                     core::hint::spin_loop();
                 } else {
-                    self.services.wait_for_interrupt(INTERRUPT_WAIT);
+                    // Halts until the queue's interrupt (or any other)
+                    // arrives; a completion that came in before the halt is
+                    // seen by the check, which runs with interrupts masked.
+                    // A contended lock counts as "look again".
+                    self.services.wait_until(INTERRUPT_WAIT, &mut || {
+                        queue.try_lock().is_none_or(|q| q.completion_pending())
+                    });
                 }
             }
         }

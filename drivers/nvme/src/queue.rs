@@ -209,6 +209,14 @@ impl QueuePair {
         Ok(())
     }
 
+    /// Whether a new completion waits at the head (nothing is consumed).
+    pub fn completion_pending(&self) -> bool {
+        let base = usize::from(self.cq.head()) * CQE_SIZE;
+        self.cq_memory
+            .read::<u32>(base + 12)
+            .is_some_and(|dw3| self.cq.is_new(dw3 & (1 << 16) != 0))
+    }
+
     /// Consumes every new completion: each marks its slot done. Returns
     /// how many were consumed; the completion head doorbell is written
     /// when there were any.
