@@ -108,7 +108,7 @@ fn fuzz_nvme_completions() {
     // would post them after eight submissions.
     let mut valid = vec![0u8; 8 * 16];
     for i in 0..8u32 {
-        let dw2 = (i + 1) % 16 | 1 << 16;
+        let dw2 = ((i + 1) % 16) | (1 << 16);
         let dw3 = i | 1 << 16;
         valid[16 * i as usize + 8..16 * i as usize + 12].copy_from_slice(&dw2.to_le_bytes());
         valid[16 * i as usize + 12..16 * i as usize + 16].copy_from_slice(&dw3.to_le_bytes());
