@@ -56,6 +56,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
+use identify::NamespaceError;
 use stratus_driver_api::{BlockDevice, DriverServices};
 use stratus_pci::{PciDriver, PciFunction, Probed};
 
@@ -111,8 +112,15 @@ impl NvmeDriver {
         );
         let mut namespaces = Vec::new();
         for nsid in controller.active_namespaces(identity.namespace_count) {
-            match controller.identify_namespace(nsid)? {
-                Ok(ns) => namespaces.push((nsid, ns)),
+            match controller.identify_namespace(nsid) {
+                Ok(Ok(ns)) => namespaces.push((nsid, ns)),
+                // Inactive ids read as zeros (tried one by one when the
+                // controller has no active namespace list): not worth a
+                // warning each.
+                Ok(Err(NamespaceError::Empty)) => {
+                    log::debug!("nvme: {}n{nsid} has no blocks", controller.name())
+                }
+                Ok(Err(e)) => log::warn!("nvme: {}n{nsid} skipped: {e}", controller.name()),
                 Err(e) => log::warn!("nvme: {}n{nsid} skipped: {e}", controller.name()),
             }
         }

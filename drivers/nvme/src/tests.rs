@@ -422,13 +422,13 @@ fn without_an_active_namespace_list_ids_up_to_nn_are_tried() {
     let fixture = Fixture::new(
         Behaviour {
             namespace_list: false,
-            namespaces: vec![(64, 9), (0, 9), (32, 9)],
+            namespaces: vec![(64, 9), (0, 9), (32, 9), (32, 3)],
             ..Behaviour::default()
         },
         1,
     );
     let devices = probe(&fixture);
-    // Namespace 2 has no blocks and is skipped.
+    // Namespace 2 has no blocks, namespace 4 has 8-byte blocks: skipped.
     let names: Vec<&str> = devices.iter().map(|d| d.name()).collect();
     assert_eq!(names, ["nvme0n1", "nvme0n3"]);
 }
