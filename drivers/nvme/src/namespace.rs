@@ -96,15 +96,13 @@ impl BlockDevice for NvmeNamespace {
     }
 
     fn read(&self, lba: u64, buffer: &mut [u8]) -> Result<(), BlockError> {
-        self.check_request(lba, buffer.len())?;
-        let chunk = self.chunk_bytes();
-        let mut transfers: Vec<Transfer<'_>> = self
-            .commands(io::READ, lba, buffer.len())
-            .zip(buffer.chunks_mut(chunk))
-            .map(|(command, part)| Transfer::new(command, Data::FromDevice(part)))
-            .collect();
-        self.controller.run_io(&mut transfers);
-        Self::outcome(&transfers)
+        let mut request = [BlockRequest {
+            lba,
+            buffer,
+            result: Ok(()),
+        }];
+        self.read_batch(&mut request);
+        request[0].result
     }
 
     fn write(&self, lba: u64, buffer: &[u8]) -> Result<(), BlockError> {
