@@ -11,9 +11,7 @@
 use aarch64_cpu::registers::{MPIDR_EL1, Readable};
 use alloc::vec::Vec;
 use arm_gic::gicv3::registers::{Gicd, GicrSgi};
-use arm_gic::gicv3::{
-    GicCpuInterface, GicDistributor, GicRedistributor, Group, SgiTarget, SgiTargetGroup,
-};
+use arm_gic::gicv3::{GicCpuInterface, GicDistributor, GicRedistributor, Group};
 use arm_gic::{IntId, InterruptGroup, Trigger as GicTrigger, UniqueMmioPointer};
 use core::ops::Range;
 use core::ptr::NonNull;
@@ -27,6 +25,7 @@ const GICD_LEN: u64 = 0x10000;
 /// `GICD_PIDR2`: architecture revision in bits 7:4.
 const GICD_PIDR2: u64 = 0xffe8;
 use crate::redistributor_walk::{self, GICR_V3_STRIDE};
+use crate::sgi;
 /// `GICR_TYPER` (64-bit) offset.
 const GICR_TYPER: u64 = 0x8;
 /// Priority given to every enabled interrupt (the crate's default).
@@ -278,27 +277,36 @@ impl InterruptController for Gicv3 {
     }
 
     fn send_ipi(&mut self, target: CpuHardwareId, id: InterruptId) -> Result<(), InterruptError> {
-        let aff0 = (target.0 & 0xff) as u32;
-        if aff0 >= 16 {
-            // Range selectors (GICD_TYPER.RSS) are not used yet.
-            return Err(InterruptError::BadId(aff0));
-        }
-        let int = intid(id)?;
-        if !int.is_sgi() {
-            return Err(InterruptError::BadId(id.0));
-        }
-        GicCpuInterface::send_sgi(
-            int,
-            SgiTarget::List {
-                affinity3: ((target.0 >> 32) & 0xff) as u8,
-                affinity2: ((target.0 >> 16) & 0xff) as u8,
-                affinity1: ((target.0 >> 8) & 0xff) as u8,
-                target_list: 1 << aff0,
-            },
-            SgiTargetGroup::CurrentGroup1,
-        )
-        .map_err(controller_error)
+        let value =
+            sgi::sgi1r_value(id.0, target.0, range_selector_supported()).map_err(|e| match e {
+                sgi::SgiError::NotAnSgi(id) => InterruptError::BadId(id),
+                sgi::SgiError::NoRangeSelector(aff0) => InterruptError::BadId(u32::from(aff0)),
+            })?;
+        // SAFETY: writing ICC_SGI1R_EL1 (system register interface enabled
+        // by the CPU interface's init) only sends the SGI it encodes; the
+        // barrier orders earlier memory writes before the interrupt.
+        unsafe {
+            core::arch::asm!(
+                "dsb ishst",
+                "msr icc_sgi1r_el1, {value}",
+                "isb",
+                value = in(reg) value,
+                options(nostack, preserves_flags)
+            )
+        };
+        Ok(())
     }
+}
+
+/// Whether this CPU interface takes SGI targets with Aff0 of 16 and more
+/// (ICC_CTLR_EL1.RSS).
+fn range_selector_supported() -> bool {
+    let ctlr: u64;
+    // SAFETY: reading ICC_CTLR_EL1 has no side effects.
+    unsafe {
+        core::arch::asm!("mrs {}, icc_ctlr_el1", out(reg) ctlr, options(nomem, nostack, preserves_flags))
+    };
+    ctlr & sgi::ICC_CTLR_RSS != 0
 }
 
 /// Acknowledges the highest-priority pending group 1 interrupt, has

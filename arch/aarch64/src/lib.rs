@@ -22,6 +22,7 @@ pub mod cpu_info;
 pub mod descriptor;
 pub mod redistributor_walk;
 pub mod secondary_tables;
+pub mod sgi;
 pub mod syndrome;
 pub mod table_walk;
 

@@ -13,8 +13,8 @@
 //! * [`MsiVector`]: an interrupt id with the message a device writes to
 //!   raise it, steered to one CPU;
 //! * [`clock`]: the monotonic clock every bounded wait uses;
-//! * [`console`] and [`block`]: the traits console and disk drivers
-//!   implement.
+//! * [`console`], [`block`] and [`net`]: the traits console, disk and
+//!   network drivers implement.
 #![no_std]
 
 pub mod block;
@@ -23,11 +23,13 @@ pub mod console;
 pub mod dma;
 pub mod io_mem;
 pub mod msi;
+pub mod net;
 pub mod services;
 
 pub use block::{BlockDevice, BlockError, BlockRequest};
 pub use dma::{DmaAllocator, DmaBuffer};
 pub use io_mem::{CachePolicy, IoMem, IoMemError};
 pub use msi::{InterruptHandler, MsiMessage, MsiRequest, MsiSource, MsiVector};
+pub use net::{NetDevice, NetError};
 pub use services::{DriverServices, ServiceError};
 pub use stratus_arch::PortIo;

@@ -1,16 +1,16 @@
-//! The monotonic clock, one deadline timer per CPU, and `sleep`.
+//! The monotonic clock, a deadline timer per CPU, and `sleep`.
 //!
 //! The clock is the CPU's free-running counter ([`crate::time`]: TSC or
 //! CNTVCT). Each CPU has one hardware deadline timer ([`stratus_arch::Timer`]:
 //! TSC-deadline or the local APIC one-shot on x86, the virtual generic timer
-//! on arm) driven by a [`DeadlineTimer`]: one pending deadline with a
-//! callback, one-shot or periodic. A periodic timer re-arms at the previous
+//! on arm) driven by a [`DeadlineTimer`]: up to [`MAX_DEADLINES`] pending
+//! deadlines, each with a callback, one-shot or periodic, the hardware
+//! programmed for the earliest. A periodic deadline re-arms at the previous
 //! deadline plus the period, so a late interrupt does not shift the later
 //! ones, and runs its callback once for each deadline a late interrupt
-//! passed, so no period is lost. [`sleep`] arms the deadline (when no periodic
-//! timer owns it) and waits for interrupts until the clock has passed it.
-//!
-//! Only the boot CPU's timer exists for now; SMP gives each CPU its own.
+//! passed, so no period is lost. [`sleep`] and [`wait_until`] add a deadline
+//! of their own and wait for interrupts until the clock has passed it.
+//! Every CPU has its own timer (see [`init_secondary`]).
 
 use crate::cpu_local::{self, MAX_CPUS};
 use crate::irq::{Interrupts, IrqError};
@@ -37,8 +37,8 @@ pub type TimerCallback = fn(TimerEvent);
 pub enum TimerError {
     /// Timers were not set up on this CPU.
     NotInitialised,
-    /// A periodic timer owns the deadline.
-    Busy,
+    /// Every deadline slot of the CPU is in use ([`MAX_DEADLINES`]).
+    Full,
     /// The period is zero.
     ZeroPeriod,
     /// Setting the timer up failed.
@@ -61,25 +61,61 @@ impl core::fmt::Display for TimerError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::NotInitialised => f.write_str("no timer on this CPU"),
-            Self::Busy => f.write_str("a periodic timer owns this CPU's deadline"),
+            Self::Full => write!(f, "all {MAX_DEADLINES} deadlines of this CPU are in use"),
             Self::ZeroPeriod => f.write_str("zero period"),
             Self::Setup(e) => write!(f, "{e}"),
         }
     }
 }
 
-struct Pending {
+/// Deadlines one CPU's timer holds at once.
+pub const MAX_DEADLINES: usize = 16;
+
+/// Names one deadline of a [`DeadlineTimer`], to cancel it. A handle whose
+/// deadline has fired (one-shot) or was cancelled names nothing, even when
+/// its slot is in use again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimerHandle {
+    slot: usize,
+    generation: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
     deadline: u64,
     period: u64,
     callback: TimerCallback,
+    generation: u64,
+}
+
+/// A callback due from one interrupt: `due` deadlines from `first`.
+#[derive(Clone, Copy)]
+struct Due {
+    callback: TimerCallback,
+    first: u64,
+    period: u64,
+    due: u64,
 }
 
 struct TimerState {
     hardware: Box<dyn Timer>,
-    pending: Option<Pending>,
+    entries: [Option<Entry>; MAX_DEADLINES],
+    generation: u64,
 }
 
-/// One CPU's deadline timer.
+impl TimerState {
+    /// Programs the hardware for the earliest deadline, or stops it.
+    fn rearm(&mut self) {
+        match self.entries.iter().flatten().map(|e| e.deadline).min() {
+            Some(deadline) => self.hardware.set_deadline(deadline),
+            None => self.hardware.cancel(),
+        }
+    }
+}
+
+/// One CPU's deadline timer: up to [`MAX_DEADLINES`] pending deadlines,
+/// one-shot or periodic, each with its callback, on one hardware timer
+/// programmed for the earliest.
 pub struct DeadlineTimer {
     state: IrqSafeSpinlock<TimerState>,
     kind: &'static str,
@@ -92,7 +128,8 @@ impl DeadlineTimer {
             kind: hardware.kind(),
             state: IrqSafeSpinlock::new(TimerState {
                 hardware,
-                pending: None,
+                entries: [None; MAX_DEADLINES],
+                generation: 0,
             }),
         }
     }
@@ -102,10 +139,13 @@ impl DeadlineTimer {
         self.kind
     }
 
-    /// Calls `callback` once the clock reaches `deadline`; replaces any
-    /// pending deadline.
-    pub fn set_deadline(&self, deadline: u64, callback: TimerCallback) {
-        self.arm(deadline, 0, callback);
+    /// Calls `callback` once the clock reaches `deadline`.
+    pub fn set_deadline(
+        &self,
+        deadline: u64,
+        callback: TimerCallback,
+    ) -> Result<TimerHandle, TimerError> {
+        self.add(deadline, 0, callback)
     }
 
     /// Calls `callback` every `period` ticks, the first time at `first`.
@@ -114,85 +154,96 @@ impl DeadlineTimer {
         first: u64,
         period: u64,
         callback: TimerCallback,
-    ) -> Result<(), TimerError> {
+    ) -> Result<TimerHandle, TimerError> {
         if period == 0 {
             return Err(TimerError::ZeroPeriod);
         }
-        self.arm(first, period, callback);
-        Ok(())
+        self.add(first, period, callback)
     }
 
-    fn arm(&self, deadline: u64, period: u64, callback: TimerCallback) {
+    fn add(
+        &self,
+        deadline: u64,
+        period: u64,
+        callback: TimerCallback,
+    ) -> Result<TimerHandle, TimerError> {
         let mut state = self.state.lock();
-        state.pending = Some(Pending {
+        let slot = state
+            .entries
+            .iter()
+            .position(Option::is_none)
+            .ok_or(TimerError::Full)?;
+        state.generation += 1;
+        let generation = state.generation;
+        state.entries[slot] = Some(Entry {
             deadline,
             period,
             callback,
+            generation,
         });
-        state.hardware.set_deadline(deadline);
+        state.rearm();
+        Ok(TimerHandle { slot, generation })
     }
 
-    /// Drops the pending deadline.
-    pub fn cancel(&self) {
+    /// Drops the deadline `handle` names, if it is still pending.
+    pub fn cancel(&self, handle: TimerHandle) {
         let mut state = self.state.lock();
-        state.pending = None;
-        state.hardware.cancel();
+        if let Some(entry) = state.entries.get_mut(handle.slot)
+            && entry.is_some_and(|e| e.generation == handle.generation)
+        {
+            *entry = None;
+            state.rearm();
+        }
     }
 
-    /// Whether a periodic timer owns the deadline.
-    pub fn is_periodic(&self) -> bool {
-        self.state
-            .lock()
-            .pending
-            .as_ref()
-            .is_some_and(|p| p.period != 0)
+    /// Deadlines pending.
+    pub fn pending(&self) -> usize {
+        self.state.lock().entries.iter().flatten().count()
     }
 
     /// The timer interrupt, the clock reading `now` at handler entry: runs
-    /// the callback if the deadline passed and re-arms (periodic), or
-    /// re-arms the same deadline when the interrupt came early, or stops the
-    /// hardware. A periodic timer whose interrupt came more than a period
-    /// late runs the callback once for every deadline that passed (at most
+    /// the callback of every deadline that passed, re-arms periodic ones
+    /// from their deadline (not from the late interrupt) and drops one-shot
+    /// ones, then programs the hardware for the earliest deadline left (or
+    /// stops it). An interrupt that came early only re-programs. A periodic
+    /// deadline whose interrupt came more than a period late runs its
+    /// callback once for every deadline that passed (at most
     /// [`MAX_CATCH_UP`] per interrupt), so no period is lost to a late or
     /// merged interrupt. Callbacks run without the lock held.
     pub fn handle_interrupt(&self, now: u64) {
-        let (callback, first, period, due) = {
+        let mut due: [Option<Due>; MAX_DEADLINES] = [None; MAX_DEADLINES];
+        {
             let mut state = self.state.lock();
-            let TimerState { hardware, pending } = &mut *state;
-            match pending {
-                Some(p) if now >= p.deadline => {
-                    let first = p.deadline;
-                    let (period, callback) = (p.period, p.callback);
-                    let due = match (now - first).checked_div(period) {
-                        None => {
-                            *pending = None;
-                            hardware.cancel();
-                            1
-                        }
-                        Some(passed) => {
-                            let due = (passed + 1).min(MAX_CATCH_UP);
-                            p.deadline = first.wrapping_add(due * period);
-                            hardware.set_deadline(p.deadline);
-                            due
-                        }
-                    };
-                    (callback, first, period, due)
-                }
-                Some(p) => {
-                    hardware.set_deadline(p.deadline);
-                    return;
-                }
-                None => {
-                    hardware.cancel();
-                    return;
+            for (slot, out) in state.entries.iter_mut().zip(due.iter_mut()) {
+                let Some(entry) = slot.as_mut().filter(|e| now >= e.deadline) else {
+                    continue;
+                };
+                let first = entry.deadline;
+                let count = match (now - first).checked_div(entry.period) {
+                    None => 1,
+                    Some(passed) => (passed + 1).min(MAX_CATCH_UP),
+                };
+                *out = Some(Due {
+                    callback: entry.callback,
+                    first,
+                    period: entry.period,
+                    due: count,
+                });
+                if entry.period == 0 {
+                    *slot = None;
+                } else {
+                    entry.deadline = first.wrapping_add(count * entry.period);
                 }
             }
-        };
-        for i in 0..due {
-            callback(TimerEvent {
-                deadline: first.wrapping_add(i * period),
-                entered: now,
-            });
+            state.rearm();
+        }
+        for d in due.iter().flatten() {
+            for i in 0..d.due {
+                (d.callback)(TimerEvent {
+                    deadline: d.first.wrapping_add(i * d.period),
+                    entered: now,
+                });
+            }
         }
     }
 }
@@ -332,9 +383,9 @@ pub fn wait_until(timeout: Duration, done: &mut dyn FnMut() -> bool) -> bool {
             core::hint::spin_loop();
         }
     };
-    if !timer.is_periodic() {
-        timer.set_deadline(end, wake);
-    }
+    // Without a slot of its own the wait still ends: by the other deadlines'
+    // interrupts, checked against the clock.
+    let handle = timer.set_deadline(end, wake).ok();
     (arch.disable)();
     let result = loop {
         if done() {
@@ -347,6 +398,9 @@ pub fn wait_until(timeout: Duration, done: &mut dyn FnMut() -> bool) -> bool {
         (arch.disable)();
     };
     (arch.enable)();
+    if let Some(handle) = handle {
+        timer.cancel(handle);
+    }
     result
 }
 

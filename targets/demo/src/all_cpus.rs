@@ -5,10 +5,11 @@
 
 use crate::platform::Arch;
 use crate::platform::kernel_core::__arch::ExitStatus;
+use crate::platform::kernel_core::irq_lock::IrqSafeSpinlock;
 use crate::platform::kernel_core::{cpu_local, logger, panic, smp, time, timer};
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
-use timer::TimerEvent;
+use timer::{TimerEvent, TimerHandle};
 
 /// CPUs these checks count separately.
 const CPUS: usize = 64;
@@ -32,17 +33,25 @@ fn on_tick(_event: TimerEvent) {
     }
 }
 
+/// Each CPU's periodic deadline, to cancel it.
+static HANDLES: [IrqSafeSpinlock<Option<TimerHandle>>; CPUS] =
+    [const { IrqSafeSpinlock::new(None) }; CPUS];
+
 /// Starts this CPU's periodic timer (run on every CPU).
 fn start_timer(_cpu: usize) {
     let period = PERIOD.load(Ordering::Relaxed);
-    if let (Some(t), Some(now)) = (timer::this_cpu(), timer::now_ticks()) {
-        let _ = t.start_periodic(now + period, period, on_tick);
+    if let (Some(t), Some(now), Some(handle)) =
+        (timer::this_cpu(), timer::now_ticks(), slot(&HANDLES))
+    {
+        *handle.lock() = t.start_periodic(now + period, period, on_tick).ok();
     }
 }
 
 fn stop_timer(_cpu: usize) {
-    if let Some(t) = timer::this_cpu() {
-        t.cancel();
+    if let (Some(t), Some(handle)) = (timer::this_cpu(), slot(&HANDLES))
+        && let Some(handle) = handle.lock().take()
+    {
+        t.cancel(handle);
     }
 }
 

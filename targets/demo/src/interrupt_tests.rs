@@ -51,7 +51,7 @@ fn run_periodic(
     let window_ticks = timer::duration_to_ticks(window)?;
     TICKS.store(0, Ordering::Relaxed);
     MAX_LATE.store(0, Ordering::Relaxed);
-    t.start_periodic(start + period, period, on_tick).ok()?;
+    let handle = t.start_periodic(start + period, period, on_tick).ok()?;
     let end = start + window_ticks;
     loop {
         let now = timer::now_ticks()?;
@@ -60,7 +60,7 @@ fn run_periodic(
         }
         busy(end);
     }
-    t.cancel();
+    t.cancel(handle);
     let elapsed = timer::now_ticks()? - start;
     Some((TICKS.load(Ordering::Relaxed), elapsed / period, elapsed))
 }
@@ -209,13 +209,11 @@ pub fn latency_bench() {
     };
     let period = hz / 1000;
     LATENCY_COUNT.store(0, Ordering::Relaxed);
-    if t.start_periodic(start + period, period, record_latency)
-        .is_err()
-    {
+    let Ok(handle) = t.start_periodic(start + period, period, record_latency) else {
         return missing();
-    }
+    };
     let _ = timer::sleep(Duration::from_millis(LATENCY_SAMPLES as u64 + 50));
-    t.cancel();
+    t.cancel(handle);
     let n = LATENCY_COUNT.load(Ordering::Relaxed).min(LATENCY_SAMPLES);
     if n == 0 {
         return log::error!("bench: the timer never fired");
