@@ -244,7 +244,7 @@ impl Controller {
     /// Runs one admin command with up to 4 KiB of data.
     fn admin_command(&self, command: Command, data: Data<'_>) -> Result<Completion, NvmeError> {
         let mut transfers = [Transfer::new(command, data)];
-        self.run(&self.admin, true, &mut transfers);
+        self.run(&self.admin, true, true, &mut transfers);
         let [transfer] = transfers;
         transfer.result
     }
@@ -403,16 +403,24 @@ impl Controller {
         }
     }
 
-    /// The I/O queue of the executing CPU.
-    pub fn io_queue(&self) -> Option<&Mutex<QueuePair>> {
+    /// The I/O queue of the executing CPU, and whether that queue's
+    /// interrupt reaches this CPU (when CPUs outnumber queues, some CPUs
+    /// share a queue whose vector goes to another CPU: they poll).
+    pub fn io_queue(&self) -> Option<(&Mutex<QueuePair>, bool)> {
         let cpu = self.services.this_cpu();
-        self.io.get(cpu % self.io.len().max(1))
+        let index = cpu % self.io.len().max(1);
+        let interrupt_here = self
+            .interrupts
+            .as_ref()
+            .and_then(|interrupts| interrupts.vectors.get(index))
+            .is_some_and(|vector| vector.cpu == cpu);
+        Some((self.io.get(index)?, interrupt_here))
     }
 
     /// Runs `transfers` on the executing CPU's I/O queue.
     pub fn run_io(&self, transfers: &mut [Transfer<'_>]) {
         match self.io_queue() {
-            Some(queue) => self.run(queue, false, transfers),
+            Some((queue, interrupt_here)) => self.run(queue, false, !interrupt_here, transfers),
             None => {
                 for transfer in transfers {
                     transfer.result = Err(NvmeError::NoIoQueues);
@@ -424,11 +432,17 @@ impl Controller {
     /// Submits as many of `transfers` as the queue has slots for, rings
     /// the doorbell once, collects completions, and refills freed slots
     /// until every transfer has a result. Each command is bounded by
-    /// [`COMMAND_TIMEOUT`].
-    fn run(&self, queue: &Mutex<QueuePair>, is_admin: bool, transfers: &mut [Transfer<'_>]) {
+    /// [`COMMAND_TIMEOUT`]. A `polled` run spins; otherwise it halts
+    /// until the queue's interrupt between looks.
+    fn run(
+        &self,
+        queue: &Mutex<QueuePair>,
+        is_admin: bool,
+        polled: bool,
+        transfers: &mut [Transfer<'_>],
+    ) {
         let mut next = 0;
         let mut waiting: Vec<(u16, usize, Deadline)> = Vec::new();
-        let polled = is_admin || self.interrupts.is_none();
         while next < transfers.len() || !waiting.is_empty() {
             let mut progressed = false;
             {
