@@ -272,7 +272,8 @@ impl Controller {
             Ok(list) => identify::active_namespaces(&list).collect(),
             Err(e) => {
                 log::warn!(
-                    "nvme: {} active namespace list: {e}; trying 1..={namespace_count}",
+                    target: "nvme",
+                    "{} active namespace list: {e}; trying 1..={namespace_count}",
                     self.name
                 );
                 (1..=namespace_count.min(1024)).collect()
@@ -313,7 +314,7 @@ impl Controller {
             match self.create_io_queue(id, entries) {
                 Ok(queue) => self.io.push(Mutex::new(queue)),
                 Err(e) => {
-                    log::warn!("nvme: {} I/O queue {id}: {e}", self.name);
+                    log::warn!(target: "nvme", "{} I/O queue {id}: {e}", self.name);
                     break;
                 }
             }
@@ -347,7 +348,8 @@ impl Controller {
         };
         if !POLLING_WARNED.swap(true, Ordering::Relaxed) {
             log::warn!(
-                "nvme: {} no MSI-X ({why}): completion queues are polled",
+                target: "nvme",
+                "{} no MSI-X ({why}): completion queues are polled",
                 self.name
             );
         }
@@ -572,7 +574,7 @@ impl Drop for Controller {
         if self.regs.write::<u32>(regs::CC, 0).is_ok()
             && let Err(e) = wait_ready(&self.regs, &self.caps, false)
         {
-            log::warn!("nvme: {} disable: {e}", self.name);
+            log::warn!(target: "nvme", "{} disable: {e}", self.name);
         }
         if let Some(interrupts) = &self.interrupts {
             self.release_interrupts(interrupts);

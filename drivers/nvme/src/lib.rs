@@ -95,7 +95,8 @@ impl NvmeDriver {
         let mut controller = Controller::enable(name, regs, caps, services)?;
         let (major, minor, tertiary) = controller.version();
         log::info!(
-            "nvme: {} at {} NVMe {major}.{minor}.{tertiary}, queues of up to {} entries, doorbell stride {}, ready timeout {} ms",
+            target: "nvme",
+            "{} at {} NVMe {major}.{minor}.{tertiary}, queues of up to {} entries, doorbell stride {}, ready timeout {} ms",
             controller.name(),
             function.address,
             caps.max_queue_entries,
@@ -104,7 +105,8 @@ impl NvmeDriver {
         );
         let identity = controller.identify_controller()?;
         log::info!(
-            "nvme: {} model \"{}\" serial \"{}\" fw \"{}\"",
+            target: "nvme",
+            "{} model \"{}\" serial \"{}\" fw \"{}\"",
             controller.name(),
             identity.model,
             identity.serial,
@@ -118,15 +120,18 @@ impl NvmeDriver {
                 // controller has no active namespace list): not worth a
                 // warning each.
                 Ok(Err(NamespaceError::Empty)) => {
-                    log::debug!("nvme: {}n{nsid} has no blocks", controller.name())
+                    log::debug!(target: "nvme", "{}n{nsid} has no blocks", controller.name())
                 }
-                Ok(Err(e)) => log::warn!("nvme: {}n{nsid} skipped: {e}", controller.name()),
-                Err(e) => log::warn!("nvme: {}n{nsid} skipped: {e}", controller.name()),
+                Ok(Err(e)) => {
+                    log::warn!(target: "nvme", "{}n{nsid} skipped: {e}", controller.name())
+                }
+                Err(e) => log::warn!(target: "nvme", "{}n{nsid} skipped: {e}", controller.name()),
             }
         }
         controller.create_io_queues(function)?;
         log::info!(
-            "nvme: {} {} I/O queue(s) of depth {}, {}, transfers up to {} KiB",
+            target: "nvme",
+            "{} {} I/O queue(s) of depth {}, {}, transfers up to {} KiB",
             controller.name(),
             controller.io_queue_count(),
             controller.io_queue_depth(),
@@ -143,7 +148,8 @@ impl NvmeDriver {
             .map(|(nsid, ns)| {
                 let namespace = NvmeNamespace::new(controller.clone(), nsid, ns);
                 log::info!(
-                    "nvme: {} {} blocks of {} bytes ({} MiB)",
+                    target: "nvme",
+                    "{} {} blocks of {} bytes ({} MiB)",
                     namespace.name(),
                     ns.blocks,
                     ns.block_size,

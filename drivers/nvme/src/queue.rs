@@ -258,7 +258,8 @@ impl QueuePair {
             _ => {
                 self.unexpected += 1;
                 log::warn!(
-                    "nvme: queue {} completion for command {} which is not in flight (ignored)",
+                    target: "nvme",
+                    "queue {} completion for command {} which is not in flight (ignored)",
                     self.id,
                     completion.command_id
                 );

@@ -454,3 +454,50 @@ fn only_nvme_functions_are_claimed_and_controllers_are_numbered() {
     assert_eq!(second[0].name(), "nvme1n1");
     assert_eq!(fixture.fake.observed.enables.load(Ordering::SeqCst), 2);
 }
+
+/// Log records of every test in this binary, as `target: message`.
+static LOG: std::sync::Mutex<Vec<std::string::String>> = std::sync::Mutex::new(Vec::new());
+
+struct CaptureLog;
+
+impl log::Log for CaptureLog {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let line = std::format!("{}: {}", record.target(), record.args());
+        LOG.lock().unwrap().push(line);
+    }
+    fn flush(&self) {}
+}
+
+#[test]
+fn the_identify_line_reads_like_nvme_list() {
+    static LOGGER: CaptureLog = CaptureLog;
+    // Another test may have installed it first.
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(log::LevelFilter::Info);
+    let fixture = Fixture::new(
+        Behaviour {
+            namespaces: vec![(2048, 9), (256, 12)],
+            ..Behaviour::default()
+        },
+        1,
+    );
+    let devices = probe(&fixture);
+    assert_eq!(devices.len(), 2);
+    let log = LOG.lock().unwrap();
+    for expected in [
+        r#"nvme: nvme0 model "Stratus Fake NVMe" serial "fake-serial-0001" fw "1.0""#,
+        "nvme: nvme0 1 I/O queue(s) of depth 63, polled, transfers up to 128 KiB",
+        "nvme: nvme0n1 2048 blocks of 512 bytes (1 MiB)",
+        "nvme: nvme0n2 256 blocks of 4096 bytes (1 MiB)",
+    ] {
+        assert!(
+            log.iter().any(|l| l == expected),
+            "no line {expected:?} in {log:#?}"
+        );
+    }
+    // (The once-per-boot polling warning may have come from another test
+    // before this logger was installed.)
+}
