@@ -123,7 +123,7 @@ impl Command {
     /// Create I/O Completion Queue `id` of `entries` entries, physically
     /// contiguous, raising MSI-X entry `vector` when `interrupts` (5.4).
     pub fn create_io_cq(id: u16, entries: u16, vector: u16, interrupts: bool) -> Self {
-        let size = u32::from(entries - 1);
+        let size = u32::from(entries.saturating_sub(1));
         let flags = u32::from(vector) << 16 | u32::from(interrupts) << 1 | 1;
         Self::new(admin::CREATE_IO_CQ, 0).with_cdw(10, &[size << 16 | u32::from(id), flags])
     }
@@ -131,7 +131,7 @@ impl Command {
     /// Create I/O Submission Queue `id` of `entries` entries, physically
     /// contiguous, completing on completion queue `cq` (5.5).
     pub fn create_io_sq(id: u16, entries: u16, cq: u16) -> Self {
-        let size = u32::from(entries - 1);
+        let size = u32::from(entries.saturating_sub(1));
         Self::new(admin::CREATE_IO_SQ, 0)
             .with_cdw(10, &[size << 16 | u32::from(id), u32::from(cq) << 16 | 1])
     }
@@ -139,7 +139,10 @@ impl Command {
     /// Read or Write (`opcode`) of `blocks` blocks from `lba` of namespace
     /// `nsid` (NVM Command Set 3.2.4, 3.2.6). `blocks` is 1..=65536.
     pub fn read_write(opcode: u8, nsid: u32, lba: u64, blocks: u32) -> Self {
-        Self::new(opcode, nsid).with_cdw(10, &[lba as u32, (lba >> 32) as u32, blocks - 1])
+        Self::new(opcode, nsid).with_cdw(
+            10,
+            &[lba as u32, (lba >> 32) as u32, blocks.saturating_sub(1)],
+        )
     }
 
     /// The starting LBA of a Read or Write.

@@ -17,9 +17,11 @@ use stratus_driver_api::{DriverServices, IoMem, MsiRequest, MsiVector, ServiceEr
 use stratus_pci::PciFunction;
 use stratus_pci::msix::Msix;
 
-/// How long one command may take before it is called timed out.
+/// How long one command may take before it is called timed out (unless
+/// the driver was given another bound), and how long a submitter waits
+/// for a free command slot.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
-/// Polls standing in for [`COMMAND_TIMEOUT`] before the clock runs.
+/// Polls standing in for the command timeout before the clock runs.
 const COMMAND_TIMEOUT_POLLS: u64 = 20_000_000;
 /// Register reads standing in for CAP.TO before the clock runs, per
 /// 500 ms unit.
@@ -121,6 +123,7 @@ pub struct Controller {
     io: Vec<Mutex<QueuePair>>,
     interrupts: Option<Interrupts>,
     max_transfer: usize,
+    command_timeout: Duration,
 }
 
 impl core::fmt::Debug for Controller {
@@ -177,12 +180,13 @@ impl Controller {
 
     /// Sets up the admin queues of a reset controller and enables it
     /// (CC: NVM command set, 4 KiB pages, 64/16-byte entries), waiting
-    /// for CSTS.RDY.
+    /// for CSTS.RDY. Each command it runs is bounded by `command_timeout`.
     pub fn enable(
         name: String,
         regs: IoMem,
         caps: Capabilities,
         services: &'static dyn DriverServices,
+        command_timeout: Duration,
     ) -> Result<Self, NvmeError> {
         let entries = ADMIN_ENTRIES.min(caps.max_queue_entries.min(4096) as u16);
         let admin = QueuePair::new(0, entries, PAGE_SIZE, &caps, services)?;
@@ -201,6 +205,7 @@ impl Controller {
             io: Vec::new(),
             interrupts: None,
             max_transfer: MAX_TRANSFER,
+            command_timeout,
         };
         wait_ready(&controller.regs, &controller.caps, true)?;
         Ok(controller)
@@ -309,7 +314,8 @@ impl Controller {
         if let Some(interrupts) = &self.interrupts {
             count = count.min(interrupts.vectors.len());
         }
-        let entries = IO_ENTRIES.min(self.caps.max_queue_entries.min(65536) as u16);
+        let entries =
+            IO_ENTRIES.min(u16::try_from(self.caps.max_queue_entries).unwrap_or(u16::MAX));
         for id in 1..=count as u16 {
             match self.create_io_queue(id, entries) {
                 Ok(queue) => self.io.push(Mutex::new(queue)),
@@ -327,6 +333,8 @@ impl Controller {
 
     fn create_io_queue(&self, id: u16, entries: u16) -> Result<QueuePair, NvmeError> {
         let queue = QueuePair::new(id, entries, self.max_transfer, &self.caps, self.services)?;
+        // The ring's own size: at least two entries, whatever CAP.MQES said.
+        let entries = queue.entries();
         let interrupts = self.interrupts.is_some();
         let cq = Command::create_io_cq(id, entries, if interrupts { id } else { 0 }, interrupts);
         let mut cq_command = cq;
@@ -434,7 +442,7 @@ impl Controller {
     /// Submits as many of `transfers` as the queue has slots for, rings
     /// the doorbell once, collects completions, and refills freed slots
     /// until every transfer has a result. Each command is bounded by
-    /// [`COMMAND_TIMEOUT`]. A `polled` run spins; otherwise it halts
+    /// the command timeout. A `polled` run spins; otherwise it halts
     /// until the queue's interrupt between looks.
     fn run(
         &self,
@@ -445,6 +453,10 @@ impl Controller {
     ) {
         let mut next = 0;
         let mut waiting: Vec<(u16, usize, Deadline)> = Vec::new();
+        // Set while no slot is free and none of ours is in flight (the
+        // queue is full of another CPU's commands, or of commands that
+        // timed out and never completed).
+        let mut stalled: Option<Deadline> = None;
         while next < transfers.len() || !waiting.is_empty() {
             let mut progressed = false;
             {
@@ -452,9 +464,11 @@ impl Controller {
                 let mut pushed = false;
                 while next < transfers.len() {
                     let Some(slot) = q.free_slot() else { break };
+                    stalled = None;
                     match self.submit(&mut q, slot, &mut transfers[next]) {
                         Ok(()) => {
-                            let deadline = Deadline::after(COMMAND_TIMEOUT, COMMAND_TIMEOUT_POLLS);
+                            let deadline =
+                                Deadline::after(self.command_timeout, COMMAND_TIMEOUT_POLLS);
                             waiting.push((slot, next, deadline));
                             pushed = true;
                         }
@@ -485,8 +499,19 @@ impl Controller {
                     }
                     true
                 });
+                if waiting.is_empty() && next < transfers.len() {
+                    let deadline = stalled.get_or_insert_with(|| {
+                        Deadline::after(self.command_timeout, COMMAND_TIMEOUT_POLLS)
+                    });
+                    if deadline.expired() {
+                        for transfer in &mut transfers[next..] {
+                            transfer.result = Err(NvmeError::NoFreeSlot);
+                        }
+                        next = transfers.len();
+                    }
+                }
             }
-            if !progressed && !waiting.is_empty() {
+            if !progressed && (!waiting.is_empty() || stalled.is_some()) {
                 if polled {
                     core::hint::spin_loop();
                 } else {

@@ -48,6 +48,9 @@ pub enum NvmeError {
     Prp(PrpError),
     /// The controller granted no I/O queue, or creating the first failed.
     NoIoQueues,
+    /// No command slot of the queue became free within the command
+    /// timeout: earlier commands never completed.
+    NoFreeSlot,
     /// The submission ring had no room (a bookkeeping error: slots are
     /// never more than the ring holds).
     QueueFull,
@@ -91,6 +94,9 @@ impl fmt::Display for NvmeError {
             Self::Prp(e) => write!(f, "transfer not describable with PRPs: {e:?}"),
             Self::NoIoQueues => f.write_str("no I/O queue could be created"),
             Self::QueueFull => f.write_str("the submission queue is full"),
+            Self::NoFreeSlot => f.write_str(
+                "no command slot became free in time (earlier commands never completed)",
+            ),
         }
     }
 }
@@ -98,7 +104,7 @@ impl fmt::Display for NvmeError {
 impl From<NvmeError> for BlockError {
     fn from(error: NvmeError) -> Self {
         match error {
-            NvmeError::CommandTimeout { .. } => BlockError::Timeout,
+            NvmeError::CommandTimeout { .. } | NvmeError::NoFreeSlot => BlockError::Timeout,
             NvmeError::Service(ServiceError::NoMemory) => BlockError::NoMemory,
             NvmeError::Command { status, .. } => BlockError::Device(status.name()),
             NvmeError::ControllerFatal { .. } => BlockError::Device("Controller Fatal Status"),

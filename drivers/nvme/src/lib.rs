@@ -56,6 +56,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
+use core::time::Duration;
 use identify::NamespaceError;
 use stratus_driver_api::{BlockDevice, DriverServices};
 use stratus_pci::{PciDriver, PciFunction, Probed};
@@ -65,17 +66,37 @@ pub const NVME_CLASS: (u8, u8, u8) = (0x01, 0x08, 0x02);
 
 /// The NVMe PCI driver. Controllers are named `nvme0`, `nvme1`... in the
 /// order they are probed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct NvmeDriver {
     next_index: AtomicUsize,
+    command_timeout: Duration,
+}
+
+impl Default for NvmeDriver {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl NvmeDriver {
-    /// The driver, before any controller was probed.
+    /// The driver, before any controller was probed; commands time out
+    /// after [`controller::COMMAND_TIMEOUT`].
     pub const fn new() -> Self {
+        Self::with_command_timeout(controller::COMMAND_TIMEOUT)
+    }
+
+    /// The driver with another bound on each command (a slow device, or a
+    /// test that wants timeouts quickly).
+    pub const fn with_command_timeout(command_timeout: Duration) -> Self {
         Self {
             next_index: AtomicUsize::new(0),
+            command_timeout,
         }
+    }
+
+    /// The bound on each command.
+    pub fn command_timeout(&self) -> Duration {
+        self.command_timeout
     }
 
     /// Brings up the controller of `function` and lists its namespaces.
@@ -92,7 +113,7 @@ impl NvmeDriver {
         // The controller is disabled: it may now be let onto the bus.
         function.enable_bus_master();
         let name = format!("nvme{}", self.next_index.fetch_add(1, Ordering::Relaxed));
-        let mut controller = Controller::enable(name, regs, caps, services)?;
+        let mut controller = Controller::enable(name, regs, caps, services, self.command_timeout)?;
         let (major, minor, tertiary) = controller.version();
         log::info!(
             target: "nvme",

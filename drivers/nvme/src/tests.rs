@@ -11,6 +11,7 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
+use core::time::Duration;
 use std::time::Instant;
 use stratus_driver_api::{BlockDevice, BlockError, BlockRequest};
 use stratus_pci::{PciDriver, Probed};
@@ -326,6 +327,13 @@ fn the_device_range_check_is_the_controllers_too() {
     );
 }
 
+fn probe_with(driver: &NvmeDriver, fixture: &Fixture) -> Vec<Arc<dyn BlockDevice>> {
+    match driver.probe(fixture.function.clone(), fixture.services) {
+        Ok(Probed::Block(devices)) => devices,
+        _ => panic!("probe failed"),
+    }
+}
+
 #[test]
 fn a_command_that_never_completes_times_out() {
     let fixture = Fixture::new(
@@ -335,13 +343,73 @@ fn a_command_that_never_completes_times_out() {
         },
         1,
     );
-    let devices = probe(&fixture);
+    let bound = Duration::from_millis(300);
+    let devices = probe_with(&NvmeDriver::with_command_timeout(bound), &fixture);
     let start = Instant::now();
     let mut buffer = vec![0u8; 512];
     assert_eq!(devices[0].read(0, &mut buffer), Err(BlockError::Timeout));
     let waited = start.elapsed();
-    assert!(waited >= crate::controller::COMMAND_TIMEOUT, "{waited:?}");
-    assert!(waited.as_secs() < 10, "{waited:?}");
+    assert!(waited >= bound && waited.as_secs() < 3, "{waited:?}");
+    assert_eq!(NvmeDriver::new().command_timeout(), Duration::from_secs(5));
+}
+
+#[test]
+fn a_queue_full_of_commands_that_never_complete_fails_new_ones_in_time() {
+    let fixture = Fixture::new(
+        Behaviour {
+            ignore_io: true,
+            ..Behaviour::default()
+        },
+        1,
+    );
+    let bound = Duration::from_millis(200);
+    let devices = probe_with(&NvmeDriver::with_command_timeout(bound), &fixture);
+    // 70 reads: 63 fill the queue's slots and time out; their slots stay
+    // out of use (the controller might still write their buffers), so the
+    // other 7 find no slot and give up after the bound too.
+    let mut buffers = vec![vec![0u8; 512]; 70];
+    let mut requests: Vec<BlockRequest<'_>> = buffers
+        .iter_mut()
+        .enumerate()
+        .map(|(i, buffer)| BlockRequest {
+            lba: i as u64,
+            buffer,
+            result: Ok(()),
+        })
+        .collect();
+    let start = Instant::now();
+    devices[0].read_batch(&mut requests);
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.result == Err(BlockError::Timeout))
+    );
+    assert!(start.elapsed().as_secs() < 3, "{:?}", start.elapsed());
+    assert_eq!(fixture.io_commands().len(), 63);
+    // A later request does not hang either.
+    let start = Instant::now();
+    assert_eq!(
+        devices[0].read(0, &mut [0u8; 512]),
+        Err(BlockError::Timeout)
+    );
+    assert!(start.elapsed() >= bound && start.elapsed().as_secs() < 3);
+    assert_eq!(fixture.io_commands().len(), 63);
+}
+
+#[test]
+fn a_controller_allowing_the_largest_queues_gets_64_entries() {
+    // CAP.MQES = 0xffff: 65536 entries, which does not fit the driver's
+    // 16-bit entry counts.
+    let fixture = Fixture::new(
+        Behaviour {
+            cap: cap(2048, 2) | 0xffff,
+            ..Behaviour::default()
+        },
+        1,
+    );
+    let devices = probe(&fixture);
+    let mut buffer = vec![0u8; 512];
+    devices[0].read(0, &mut buffer).unwrap();
 }
 
 #[test]
