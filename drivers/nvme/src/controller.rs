@@ -163,7 +163,11 @@ impl Controller {
     /// Reads CAP, checks that the driver can use the controller, and
     /// disables it (CC.EN = 0, then CSTS.RDY = 0).
     pub fn reset(regs: &IoMem) -> Result<Capabilities, NvmeError> {
-        let caps = Capabilities::decode(regs.read::<u64>(regs::CAP)?);
+        let cap = regs.read::<u64>(regs::CAP)?;
+        if cap == u64::MAX {
+            return Err(NvmeError::NotResponding);
+        }
+        let caps = Capabilities::decode(cap);
         if !caps.nvm_command_set {
             return Err(NvmeError::NoNvmCommandSet);
         }
@@ -254,8 +258,10 @@ impl Controller {
         transfer.result
     }
 
-    fn identify(&self, cns: u32, nsid: u32) -> Result<[u8; identify::IDENTIFY_SIZE], NvmeError> {
-        let mut data = [0u8; identify::IDENTIFY_SIZE];
+    /// An Identify data structure (on the heap: 4 KiB is a lot of kernel
+    /// stack).
+    fn identify(&self, cns: u32, nsid: u32) -> Result<Vec<u8>, NvmeError> {
+        let mut data = alloc::vec![0u8; identify::IDENTIFY_SIZE];
         self.admin_command(Command::identify(cns, nsid), Data::FromDevice(&mut data))?;
         Ok(data)
     }

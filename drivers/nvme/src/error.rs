@@ -15,6 +15,9 @@ pub enum NvmeError {
     /// A register access fell outside BAR0 (a doorbell stride or queue
     /// count that does not fit the BAR).
     Register(IoMemError),
+    /// The registers read as all ones: the function is gone, or its BAR
+    /// is not decoded.
+    NotResponding,
     /// The controller does not implement the NVM command set (CAP.CSS).
     NoNvmCommandSet,
     /// The controller's smallest page (CAP.MPSMIN) is larger than 4 KiB.
@@ -74,6 +77,9 @@ impl fmt::Display for NvmeError {
             Self::NoRegisterBar => f.write_str("BAR0 is not a memory BAR"),
             Self::Service(e) => write!(f, "kernel service failed: {e}"),
             Self::Register(e) => write!(f, "{e}"),
+            Self::NotResponding => {
+                f.write_str("the registers read as all ones (no device answers)")
+            }
             Self::NoNvmCommandSet => f.write_str("the NVM command set is not supported (CAP.CSS)"),
             Self::PageSizeUnsupported(size) => {
                 write!(

@@ -486,6 +486,21 @@ fn controllers_without_the_nvm_command_set_are_refused() {
 }
 
 #[test]
+fn registers_reading_all_ones_are_named() {
+    let fixture = Fixture::new(
+        Behaviour {
+            cap: u64::MAX,
+            ..Behaviour::default()
+        },
+        1,
+    );
+    let error = NvmeDriver::new()
+        .bring_up(&fixture.function, fixture.services)
+        .unwrap_err();
+    assert_eq!(error, NvmeError::NotResponding);
+}
+
+#[test]
 fn without_an_active_namespace_list_ids_up_to_nn_are_tried() {
     let fixture = Fixture::new(
         Behaviour {
