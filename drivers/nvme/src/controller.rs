@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
 use spin::Mutex;
 use stratus_driver_api::clock::{self, Deadline};
-use stratus_driver_api::{DriverServices, IoMem, MsiRequest, MsiVector, ServiceError};
+use stratus_driver_api::{DriverServices, IoMem, MsiRequest, MsiVector};
 use stratus_pci::PciFunction;
 use stratus_pci::msix::Msix;
 
@@ -331,6 +331,11 @@ impl Controller {
                 }
             }
         }
+        if let Some(mut interrupts) = self.interrupts.take() {
+            // Vectors of queues that could not be created.
+            self.release_interrupts(&mut interrupts, self.io.len());
+            self.interrupts = Some(interrupts);
+        }
         if self.io.is_empty() {
             return Err(NvmeError::NoIoQueues);
         }
@@ -342,8 +347,8 @@ impl Controller {
         // The ring's own size: at least two entries, whatever CAP.MQES said.
         let entries = queue.entries();
         let interrupts = self.interrupts.is_some();
-        let cq = Command::create_io_cq(id, entries, if interrupts { id } else { 0 }, interrupts);
-        let mut cq_command = cq;
+        let vector = if interrupts { id } else { 0 };
+        let mut cq_command = Command::create_io_cq(id, entries, vector, interrupts);
         cq_command.set_prps(queue.cq_bus_address(), 0);
         self.admin_command(cq_command, Data::None)?;
         let mut sq_command = Command::create_io_sq(id, entries, id);
@@ -393,16 +398,17 @@ impl Controller {
                 handler: on_completion,
                 context: queue,
             };
-            let programmed = self.services.allocate_msi(request).and_then(|vector| {
-                interrupts.vectors.push(vector);
-                interrupts
-                    .msix
-                    .set_entry(queue as u16, vector.message)
-                    .map_err(|_| ServiceError::NoVector)
-            });
-            if let Err(e) = programmed {
-                self.release_interrupts(&interrupts);
-                return Err(format!("{e}"));
+            let vector = match self.services.allocate_msi(request) {
+                Ok(vector) => vector,
+                Err(e) => {
+                    self.release_interrupts(&mut interrupts, 0);
+                    return Err(format!("{e}"));
+                }
+            };
+            interrupts.vectors.push(vector);
+            if let Err(e) = interrupts.msix.set_entry(queue as u16, vector.message) {
+                self.release_interrupts(&mut interrupts, 0);
+                return Err(format!("MSI-X entry {queue}: {e:?}"));
             }
         }
         if interrupts.vectors.is_empty() {
@@ -412,11 +418,13 @@ impl Controller {
         Ok(interrupts)
     }
 
-    fn release_interrupts(&self, interrupts: &Interrupts) {
-        for (i, vector) in interrupts.vectors.iter().enumerate() {
+    /// Masks and gives back the vectors of queues `keep + 1` and up.
+    fn release_interrupts(&self, interrupts: &mut Interrupts, keep: usize) {
+        for (i, vector) in interrupts.vectors.iter().enumerate().skip(keep) {
             let _ = interrupts.msix.mask_entry(i as u16 + 1);
             self.services.free_msi(*vector);
         }
+        interrupts.vectors.truncate(keep);
     }
 
     /// The I/O queue of the executing CPU, and whether that queue's
@@ -607,8 +615,8 @@ impl Drop for Controller {
         {
             log::warn!(target: "nvme", "{} disable: {e}", self.name);
         }
-        if let Some(interrupts) = &self.interrupts {
-            self.release_interrupts(interrupts);
+        if let Some(mut interrupts) = self.interrupts.take() {
+            self.release_interrupts(&mut interrupts, 0);
         }
     }
 }
