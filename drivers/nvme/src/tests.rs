@@ -211,10 +211,11 @@ fn a_batch_keeps_32_reads_in_flight() {
         );
     }
     // The fake held every completion until it saw 32 commands waiting:
-    // had the driver waited for each, the batch would have taken the fake's
-    // two-second patience per command.
+    // had the driver waited for each, it would have seen one at a time and
+    // the batch would have taken the fake's two-second patience per command
+    // (the bound here leaves room for a loaded host).
     assert_eq!(fixture.fake.observed.max_pending.load(Ordering::SeqCst), 32);
-    assert!(start.elapsed().as_secs() < 2, "{:?}", start.elapsed());
+    assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
 }
 
 #[test]
@@ -349,7 +350,7 @@ fn a_command_that_never_completes_times_out() {
     let mut buffer = vec![0u8; 512];
     assert_eq!(devices[0].read(0, &mut buffer), Err(BlockError::Timeout));
     let waited = start.elapsed();
-    assert!(waited >= bound && waited.as_secs() < 3, "{waited:?}");
+    assert!(waited >= bound && waited.as_secs() < 10, "{waited:?}");
     assert_eq!(NvmeDriver::new().command_timeout(), Duration::from_secs(5));
 }
 
@@ -384,7 +385,7 @@ fn a_queue_full_of_commands_that_never_complete_fails_new_ones_in_time() {
             .iter()
             .all(|r| r.result == Err(BlockError::Timeout))
     );
-    assert!(start.elapsed().as_secs() < 3, "{:?}", start.elapsed());
+    assert!(start.elapsed().as_secs() < 10, "{:?}", start.elapsed());
     assert_eq!(fixture.io_commands().len(), 63);
     // A later request does not hang either.
     let start = Instant::now();
@@ -392,7 +393,7 @@ fn a_queue_full_of_commands_that_never_complete_fails_new_ones_in_time() {
         devices[0].read(0, &mut [0u8; 512]),
         Err(BlockError::Timeout)
     );
-    assert!(start.elapsed() >= bound && start.elapsed().as_secs() < 3);
+    assert!(start.elapsed() >= bound && start.elapsed().as_secs() < 10);
     assert_eq!(fixture.io_commands().len(), 63);
 }
 
@@ -436,7 +437,7 @@ fn a_controller_that_never_becomes_ready_is_given_up_on_after_cap_to() {
         }
     );
     assert!(
-        waited.as_millis() >= 500 && waited.as_secs() < 3,
+        waited.as_millis() >= 500 && waited.as_secs() < 10,
         "{waited:?}"
     );
     let message = match driver.probe(fixture.function.clone(), fixture.services) {
