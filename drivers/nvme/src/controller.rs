@@ -605,11 +605,40 @@ impl Controller {
     }
 }
 
+impl Controller {
+    /// Normal shutdown (3.6.1): CC.SHN = 01b, then CSTS.SHST = 10b within
+    /// CAP.TO. The controller finishes writing its volatile cache to media
+    /// first. Only for a controller that is ready.
+    fn shut_down(&self) -> Result<(), NvmeError> {
+        let csts = self.regs.read::<u32>(regs::CSTS)?;
+        if csts == u32::MAX || csts & regs::CSTS_RDY == 0 {
+            return Ok(());
+        }
+        let cc = self.regs.read::<u32>(regs::CC)?;
+        self.regs.write::<u32>(regs::CC, cc | regs::CC_SHN_NORMAL)?;
+        let units = self.caps.ready_timeout.as_millis() as u64 / 500;
+        let done = clock::poll_until(
+            self.caps.ready_timeout,
+            units * READY_POLLS_PER_UNIT,
+            || match self.regs.read::<u32>(regs::CSTS) {
+                Ok(csts) if csts & regs::CSTS_SHST_MASK == regs::CSTS_SHST_COMPLETE => Some(()),
+                Ok(_) => None,
+                Err(_) => Some(()),
+            },
+        );
+        done.ok_or(NvmeError::ShutdownTimeout)
+    }
+}
+
 impl Drop for Controller {
-    /// Disables the controller (it stops fetching commands and writing
-    /// memory) before the queues and bounce buffers are freed, then gives
+    /// Shuts the controller down (its volatile write cache reaches the
+    /// media), then disables it: it stops fetching commands and writing
+    /// memory before the queues and bounce buffers are freed. Then gives
     /// back the vectors.
     fn drop(&mut self) {
+        if let Err(e) = self.shut_down() {
+            log::warn!(target: "nvme", "{} shutdown: {e}", self.name);
+        }
         if self.regs.write::<u32>(regs::CC, 0).is_ok()
             && let Err(e) = wait_ready(&self.regs, &self.caps, false)
         {

@@ -29,6 +29,8 @@ pub enum NvmeError {
         /// How long the driver waited, in milliseconds.
         waited_ms: u64,
     },
+    /// CSTS.SHST did not report shutdown complete within CAP.TO.
+    ShutdownTimeout,
     /// The controller reported a fatal error (CSTS.CFS) while the driver
     /// was doing `during`.
     ControllerFatal {
@@ -92,6 +94,9 @@ impl fmt::Display for NvmeError {
                 "CSTS.RDY did not become {} within {waited_ms} ms (CAP.TO)",
                 u8::from(*ready)
             ),
+            Self::ShutdownTimeout => {
+                f.write_str("CSTS.SHST did not report shutdown complete within CAP.TO")
+            }
             Self::ControllerFatal { during } => {
                 write!(f, "controller fatal status (CSTS.CFS) during {during}")
             }

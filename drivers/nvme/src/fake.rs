@@ -97,6 +97,8 @@ pub struct Observed {
     pub disks: Mutex<Vec<Vec<u8>>>,
     /// Times the controller was enabled.
     pub enables: AtomicUsize,
+    /// Normal shutdown notifications completed.
+    pub shutdowns: AtomicUsize,
 }
 
 struct Sq {
@@ -246,6 +248,15 @@ impl Device {
     fn step(&mut self) -> bool {
         let cc = read32(self.reg(regs::CC));
         let enable = cc & regs::CC_EN != 0;
+        let csts = read32(self.reg(regs::CSTS));
+        if self.enabled
+            && cc & regs::CC_SHN_NORMAL != 0
+            && csts & regs::CSTS_SHST_MASK != regs::CSTS_SHST_COMPLETE
+        {
+            self.observed.shutdowns.fetch_add(1, Ordering::SeqCst);
+            write32(self.reg(regs::CSTS), csts | regs::CSTS_SHST_COMPLETE);
+            return true;
+        }
         if enable && !self.enabled {
             self.enabled = true;
             self.observed.enables.fetch_add(1, Ordering::SeqCst);

@@ -33,6 +33,13 @@ pub const CSTS_RDY: u32 = 1 << 0;
 /// CSTS.CFS: controller fatal status.
 pub const CSTS_CFS: u32 = 1 << 1;
 
+/// CC.SHN = 01b: normal shutdown notification.
+pub const CC_SHN_NORMAL: u32 = 1 << 14;
+/// CSTS.SHST (bits 3:2).
+pub const CSTS_SHST_MASK: u32 = 3 << 2;
+/// CSTS.SHST = 10b: shutdown processing complete.
+pub const CSTS_SHST_COMPLETE: u32 = 2 << 2;
+
 /// The memory page size the driver uses (CC.MPS = 0: 4 KiB).
 pub const PAGE_SIZE: usize = 4096;
 

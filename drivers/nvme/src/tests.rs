@@ -55,8 +55,11 @@ fn probe_names_one_device_per_namespace_with_its_size() {
         "memory decoding and bus mastering on"
     );
     assert_eq!(fixture.fake.observed.enables.load(Ordering::SeqCst), 1);
+    assert_eq!(fixture.fake.observed.shutdowns.load(Ordering::SeqCst), 0);
     drop(devices);
-    // Dropping the last device disables the controller and frees its memory.
+    // Dropping the last device shuts the controller down, disables it and
+    // frees its memory.
+    assert_eq!(fixture.fake.observed.shutdowns.load(Ordering::SeqCst), 1);
     assert_eq!(fixture.fake.register(crate::regs::CC), 0);
     assert_eq!(fixture.dma_pages(), 0);
 }
