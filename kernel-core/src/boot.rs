@@ -320,7 +320,7 @@ fn boot<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         boot.hhdm_offset,
         frames,
         device_memory,
-        requester_id_as_device_id,
+        msi_device_ids(&acpi),
     );
 
     Kernel {
@@ -337,9 +337,18 @@ fn boot<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
     }
 }
 
-/// The MSI device id where nothing translates it: the requester id.
-fn requester_id_as_device_id(source: stratus_driver_api::MsiSource) -> u32 {
-    u32::from(source.requester_id)
+/// How MSI sources are named to the interrupt controller: through IORT
+/// where a GIC ITS is in use, else by requester id (x86 ignores it).
+fn msi_device_ids(acpi: &AcpiPlatform) -> driver_services::MsiDeviceId {
+    let platform = acpi.clone();
+    let uses_its = platform.madt.as_ref().is_some_and(|m| !m.its.is_empty());
+    alloc::boxed::Box::new(move |source: stratus_driver_api::MsiSource| {
+        if uses_its {
+            platform.its_device_id(source.segment, source.requester_id)
+        } else {
+            Some(u32::from(source.requester_id))
+        }
+    })
 }
 
 fn init_heap(boot: &BootInfo, frames: &mut FrameAllocator) {

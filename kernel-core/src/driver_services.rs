@@ -22,8 +22,9 @@ use stratus_driver_api::{
 type MapDevice = fn(DeviceMapping, u64, &mut dyn FrameSource) -> Result<(), MapError>;
 
 /// Turns a PCI requester into the device id the interrupt controller sees
-/// (IORT on arm; the identity elsewhere).
-pub type MsiDeviceId = fn(MsiSource) -> u32;
+/// (IORT on arm; the identity elsewhere); `None` when the firmware routes
+/// the device's MSIs nowhere.
+pub type MsiDeviceId = alloc::boxed::Box<dyn Fn(MsiSource) -> Option<u32> + Send + Sync>;
 
 /// The kernel's [`DriverServices`].
 pub struct KernelServices {
@@ -140,7 +141,9 @@ impl DriverServices for KernelServices {
         }
         let target =
             cpu_local::hardware_id_of(request.cpu).ok_or(ServiceError::NoSuchCpu(request.cpu))?;
-        let device = self.msi_device(request.source);
+        let device = self
+            .msi_device(request.source)
+            .ok_or(ServiceError::MsiUnavailable)?;
         let (id, message) = interrupts
             .allocate_msi(
                 device,
@@ -167,8 +170,9 @@ impl DriverServices for KernelServices {
     }
 
     fn free_msi(&self, vector: MsiVector) {
-        if let Some(interrupts) = irq::interrupts() {
-            let device = self.msi_device(vector.source);
+        if let (Some(interrupts), Some(device)) =
+            (irq::interrupts(), self.msi_device(vector.source))
+        {
             interrupts.free_msi(device, stratus_arch::InterruptId(vector.id));
         }
     }
@@ -197,11 +201,11 @@ impl DriverServices for KernelServices {
 }
 
 impl KernelServices {
-    fn msi_device(&self, source: MsiSource) -> MsiDevice {
-        MsiDevice {
+    fn msi_device(&self, source: MsiSource) -> Option<MsiDevice> {
+        Some(MsiDevice {
             segment: source.segment,
             requester_id: source.requester_id,
-            its_device_id: (self.msi_device_id)(source),
-        }
+            its_device_id: (self.msi_device_id)(source)?,
+        })
     }
 }

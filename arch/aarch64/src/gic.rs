@@ -153,7 +153,6 @@ pub fn init_secondary(per_cpu: &[InterruptId]) -> Result<(), InterruptError> {
 pub struct Gicv3 {
     distributor: GicDistributor<'static>,
     redistributor: GicRedistributor<'static>,
-    affinity: u32,
     /// The ITS MSIs go through, when there is one and it came up.
     its: Option<Its>,
 }
@@ -213,7 +212,6 @@ impl Gicv3 {
         let mut gic = Self {
             distributor,
             redistributor,
-            affinity,
             its: None,
         };
         init_this_cpu(&mut gic.redistributor, &[])?;
@@ -334,8 +332,8 @@ impl InterruptController for Gicv3 {
     }
 
     fn this_cpu(&self) -> CpuHardwareId {
-        let a = u64::from(self.affinity);
-        CpuHardwareId(((a >> 24) << 32) | (a & 0xff_ffff))
+        // The executing CPU, not the one that built the controller.
+        CpuHardwareId(crate::smp::hardware_id())
     }
 
     fn send_ipi(&mut self, target: CpuHardwareId, id: InterruptId) -> Result<(), InterruptError> {
