@@ -222,6 +222,7 @@ impl Arch for FakeArch {
             read_u8: no_port_read,
             write_u8: no_port_write,
             read_u32: no_port_read32,
+            write_u32: |_, _| {},
         })
     }
 }

@@ -56,6 +56,8 @@ pub struct PortIo {
     pub write_u8: unsafe fn(u16, u8),
     /// Reads 32 bits at a port.
     pub read_u32: unsafe fn(u16) -> u32,
+    /// Writes 32 bits to a port.
+    pub write_u32: unsafe fn(u16, u32),
 }
 
 /// Control of the processor that executes the caller.

@@ -70,4 +70,5 @@ pub const PORT_IO: PortIo = PortIo {
     read_u8,
     write_u8,
     read_u32,
+    write_u32,
 };

@@ -17,13 +17,21 @@ extern crate alloc;
 mod address;
 mod config;
 mod driver;
+pub mod ecam;
+mod enumerate;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fake;
 mod function;
+pub mod legacy;
 pub mod msix;
 
 pub use address::PciAddress;
 pub use config::{ConfigAccess, FunctionConfig};
 pub use driver::{PciDriver, Probed};
+pub use ecam::EcamConfigAccess;
+pub use enumerate::{enumerate, size_bars};
 pub use function::{Bar, PciFunction};
+pub use legacy::LegacyConfigAccess;
 
 /// Configuration-space offsets and capability ids used across drivers
 /// (PCI Local Bus 3.0, 6.1 and 6.7; PCI Express Base 6.0, 7.5).
@@ -71,3 +79,6 @@ pub mod regs {
     /// Capability id: MSI-X.
     pub const CAP_MSIX: u8 = 0x11;
 }
+
+#[cfg(test)]
+mod tests;

@@ -59,12 +59,48 @@ pub struct Msix {
     entries: u16,
 }
 
+/// Message control register (16 bits at capability + 2).
+const MESSAGE_CONTROL: u16 = 2;
+/// Table offset and BIR (capability + 4).
+const TABLE_OFFSET: u16 = 4;
+/// Message control: MSI-X enable.
+const CONTROL_ENABLE: u16 = 1 << 15;
+/// Message control: function mask.
+const CONTROL_FUNCTION_MASK: u16 = 1 << 14;
+/// Bytes per table entry: address low, address high, data, vector control.
+const ENTRY_BYTES: usize = 16;
+/// Vector control: masked.
+const VECTOR_MASKED: u32 = 1;
+
 impl Msix {
     /// Finds and maps the MSI-X table of `function`; every entry masked,
     /// the capability still disabled.
     pub fn new(function: &PciFunction, services: &dyn DriverServices) -> Result<Self, MsixError> {
-        let _ = (function, services);
-        todo!("stratus-pci: MSI-X table discovery")
+        let capability = function
+            .capabilities(regs::CAP_MSIX)
+            .next()
+            .ok_or(MsixError::NoCapability)?;
+        let config = function.config;
+        let entries = (config.read_u16(capability + MESSAGE_CONTROL) & 0x7ff) + 1;
+        let table = config.read_u32(capability + TABLE_OFFSET);
+        let (bir, offset) = ((table & 7) as usize, (table & !7) as usize);
+        let bar = function
+            .map_bar(bir, services)
+            .ok_or(MsixError::BadTableBar)?
+            .map_err(MsixError::Map)?;
+        let table = bar
+            .window(offset, usize::from(entries) * ENTRY_BYTES)
+            .map_err(|_| MsixError::BadTableBar)?;
+        let msix = Self {
+            config,
+            capability,
+            table,
+            entries,
+        };
+        for index in 0..entries {
+            msix.mask_entry(index)?;
+        }
+        Ok(msix)
     }
 
     /// Entries in the table.
@@ -72,20 +108,53 @@ impl Msix {
         self.entries
     }
 
+    fn entry(&self, index: u16) -> Result<usize, MsixError> {
+        if index < self.entries {
+            Ok(usize::from(index) * ENTRY_BYTES)
+        } else {
+            Err(MsixError::NoSuchEntry(index))
+        }
+    }
+
     /// Programs entry `index` with `message` and unmasks it.
     pub fn set_entry(&self, index: u16, message: MsiMessage) -> Result<(), MsixError> {
-        let _ = (index, message, &self.table, self.capability, &self.config);
-        todo!("stratus-pci: MSI-X entry programming")
+        let at = self.entry(index)?;
+        let bad = |_| MsixError::BadTableBar;
+        self.table
+            .write::<u32>(at + 12, VECTOR_MASKED)
+            .map_err(bad)?;
+        self.table
+            .write::<u32>(at, message.address as u32)
+            .map_err(bad)?;
+        self.table
+            .write::<u32>(at + 4, (message.address >> 32) as u32)
+            .map_err(bad)?;
+        self.table.write::<u32>(at + 8, message.data).map_err(bad)?;
+        self.table.write::<u32>(at + 12, 0).map_err(bad)
     }
 
     /// Masks entry `index`.
     pub fn mask_entry(&self, index: u16) -> Result<(), MsixError> {
-        let _ = index;
-        todo!("stratus-pci: MSI-X masking")
+        let at = self.entry(index)?;
+        self.table
+            .write::<u32>(at + 12, VECTOR_MASKED)
+            .map_err(|_| MsixError::BadTableBar)
     }
 
-    /// Enables MSI-X on the function (and with it disables INTx).
+    /// Enables MSI-X on the function (which turns its INTx off) with the
+    /// function mask clear.
     pub fn enable(&self) {
-        todo!("stratus-pci: MSI-X enable")
+        let control = self.config.read_u16(self.capability + MESSAGE_CONTROL);
+        self.config.write_u16(
+            self.capability + MESSAGE_CONTROL,
+            (control | CONTROL_ENABLE) & !CONTROL_FUNCTION_MASK,
+        );
+    }
+
+    /// Disables MSI-X on the function.
+    pub fn disable(&self) {
+        let control = self.config.read_u16(self.capability + MESSAGE_CONTROL);
+        self.config
+            .write_u16(self.capability + MESSAGE_CONTROL, control & !CONTROL_ENABLE);
     }
 }

@@ -195,6 +195,7 @@ mod tests {
             read_u8: absent_read,
             write_u8: absent_write,
             read_u32: absent_read_u32,
+            write_u32: |_, _| {},
         };
         let uart = Ns16550::new(Ns16550Registers::Port { base: 0x2f8, io }, None);
         let console = UartConsole::new(Uart::Ns16550(uart));
@@ -232,6 +233,7 @@ mod tests {
                 read_u8: absent_read,
                 write_u8: absent_write,
                 read_u32: absent_read_u32,
+                write_u32: |_, _| {},
             },
         };
         // SAFETY: a PL011 descriptor with port access is refused before any

@@ -203,6 +203,7 @@ mod tests {
             read_u8: fake_read,
             write_u8: fake_write,
             read_u32: fake_read_u32,
+            write_u32: |_, _| {},
         };
         let uart = Ns16550::new(Ns16550Registers::Port { base: 0x3f8, io }, Some(115_200));
         uart.write_byte(b'S').unwrap();

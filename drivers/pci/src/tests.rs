@@ -1,0 +1,245 @@
+//! Enumeration, BAR sizing, capabilities and MSI-X against the fake
+//! configuration space.
+
+extern crate std;
+use crate::fake::{FakeConfigSpace, FakeFunction};
+use crate::msix::{Msix, MsixError};
+use crate::*;
+use core::time::Duration;
+use std::vec::Vec;
+use stratus_driver_api::{
+    CachePolicy, DmaBuffer, DriverServices, IoMem, MsiMessage, MsiRequest, MsiVector, PortIo,
+    ServiceError,
+};
+
+fn a(bus: u8, device: u8, function: u8) -> PciAddress {
+    PciAddress::new(0, bus, device, function)
+}
+
+/// Root bus: a host bridge, an NVMe with a 64-bit BAR, a two-function
+/// device (I/O BAR, prefetchable 32-bit BAR), a bridge to bus 1 holding a
+/// virtio device.
+fn topology() -> &'static FakeConfigSpace {
+    let space = FakeConfigSpace::default();
+    space.insert(a(0, 0, 0), FakeFunction::new(0x8086, 0x29c0, (6, 0, 0)));
+    let mut nvme = FakeFunction::new(0x1b36, 0x0010, (1, 8, 2));
+    nvme.bar(0, 0xfeb0_0004, 0x4000);
+    space.insert(a(0, 2, 0), nvme);
+    let mut f0 = FakeFunction::new(0x1b36, 0x0002, (7, 0, 2));
+    f0.set(0x0c, 0x0080_0000)
+        .bar(0, 0xc001, 8)
+        .bar(1, 0xfd00_0008, 0x10_0000);
+    space.insert(a(0, 3, 0), f0);
+    space.insert(a(0, 3, 1), FakeFunction::new(0x1b36, 0x0002, (7, 0, 2)));
+    let mut bridge = FakeFunction::new(0x1b36, 0x000c, (6, 4, 0));
+    bridge.set(0x0c, 0x0001_0000).set(0x18, 0x0001_0100);
+    space.insert(a(0, 4, 0), bridge);
+    space.insert(a(1, 0, 0), FakeFunction::new(0x1af4, 0x1042, (1, 0, 0)));
+    // Not reachable: no bridge leads to bus 5.
+    space.insert(a(5, 0, 0), FakeFunction::new(0xdead, 0xbeef, (0, 0, 0)));
+    space.leak()
+}
+
+#[test]
+fn enumeration_follows_bridges_and_sizes_bars() {
+    let space = topology();
+    let found = enumerate(space, 0, 0..=255);
+    let ids: Vec<(PciAddress, u16, u16)> = found
+        .iter()
+        .map(|f| (f.address, f.vendor_id, f.device_id))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            (a(0, 0, 0), 0x8086, 0x29c0),
+            (a(0, 2, 0), 0x1b36, 0x0010),
+            (a(0, 3, 0), 0x1b36, 0x0002),
+            (a(0, 3, 1), 0x1b36, 0x0002),
+            (a(0, 4, 0), 0x1b36, 0x000c),
+            (a(1, 0, 0), 0x1af4, 0x1042),
+        ]
+    );
+    assert_eq!(found[1].class, (1, 8, 2));
+    assert_eq!(
+        found[1].bars[0],
+        Some(Bar::Memory {
+            address: 0xfeb0_0000,
+            size: 0x4000,
+            prefetchable: false,
+            is_64bit: true
+        })
+    );
+    assert_eq!(found[1].bars[1], None);
+    assert_eq!(
+        found[2].bars[0],
+        Some(Bar::Io {
+            port: 0xc000,
+            size: 8
+        })
+    );
+    assert_eq!(
+        found[2].bars[1],
+        Some(Bar::Memory {
+            address: 0xfd00_0000,
+            size: 0x10_0000,
+            prefetchable: true,
+            is_64bit: false
+        })
+    );
+    assert!(found[4].is_bridge);
+    // Sizing restored every BAR and the command register.
+    assert_eq!(space.dword(a(0, 2, 0), 0x10), 0xfeb0_0004);
+    assert_eq!(space.dword(a(0, 3, 0), 0x14), 0xfd00_0008);
+}
+
+#[test]
+fn a_bridge_that_loops_back_is_not_followed() {
+    let space = FakeConfigSpace::default();
+    let mut bridge = FakeFunction::new(0x1b36, 0x000c, (6, 4, 0));
+    // Secondary bus 0: itself.
+    bridge.set(0x0c, 0x0001_0000).set(0x18, 0x0000_0000);
+    space.insert(a(0, 1, 0), bridge);
+    let space = space.leak();
+    assert_eq!(enumerate(space, 0, 0..=255).len(), 1);
+}
+
+#[test]
+fn a_looping_capability_list_ends() {
+    let space = FakeConfigSpace::default();
+    let mut f = FakeFunction::new(1, 2, (1, 0, 0));
+    // Status: capabilities; pointer 0x40; 0x40 -> 0x50 -> 0x40 ...
+    f.set(0x04, 0x0010_0000)
+        .set(0x34, 0x40)
+        .set(0x40, 0x5011)
+        .set(0x50, 0x4009);
+    space.insert(a(0, 0, 0), f);
+    let found = enumerate(space.leak(), 0, 0..=0);
+    assert_eq!(found[0].capabilities(regs::CAP_MSIX).count(), 24);
+    assert_eq!(found[0].capabilities(regs::CAP_VENDOR).count(), 24);
+    assert_eq!(found[0].capabilities(regs::CAP_MSI).count(), 0);
+}
+
+/// Maps every BAR onto one leaked host buffer.
+struct FakeServices {
+    memory: &'static mut [u32],
+}
+
+impl DriverServices for FakeServices {
+    fn map_mmio(&self, phys: u64, len: u64, policy: CachePolicy) -> Result<IoMem, ServiceError> {
+        if len as usize > self.memory.len() * 4 {
+            return Err(ServiceError::BadRange);
+        }
+        // SAFETY: the leaked buffer stands in for the BAR and lives forever.
+        Ok(unsafe { IoMem::new(self.memory.as_ptr() as usize, phys, len as usize, policy) })
+    }
+    fn allocate_dma(&self, _len: usize) -> Result<DmaBuffer, ServiceError> {
+        Err(ServiceError::NoMemory)
+    }
+    fn allocate_msi(&self, _request: MsiRequest) -> Result<MsiVector, ServiceError> {
+        Err(ServiceError::MsiUnavailable)
+    }
+    fn free_msi(&self, _vector: MsiVector) {}
+    fn port_io(&self) -> Option<PortIo> {
+        None
+    }
+    fn cpu_count(&self) -> usize {
+        1
+    }
+    fn this_cpu(&self) -> usize {
+        0
+    }
+    fn wait_for_interrupt(&self, _timeout: Duration) {}
+}
+
+#[test]
+fn msix_entries_are_masked_programmed_and_enabled() {
+    let space = FakeConfigSpace::default();
+    let mut f = FakeFunction::new(0x1b36, 0x0010, (1, 8, 2));
+    // MSI-X capability at 0x40: 4 entries, table in BAR 0 at 0x2000.
+    f.bar(0, 0xfeb0_0000, 0x4000)
+        .set(0x04, 0x0010_0000)
+        .set(0x34, 0x40)
+        .set(0x40, 0x0003_0011)
+        .set(0x44, 0x2000);
+    space.insert(a(0, 1, 0), f);
+    let space = space.leak();
+    let function = enumerate(space, 0, 0..=0).remove(0);
+    let services = FakeServices {
+        memory: std::boxed::Box::leak(std::vec![0u32; 0x1000].into_boxed_slice()),
+    };
+    let table = services.memory.as_ptr() as usize + 0x2000;
+    let msix = Msix::new(&function, &services).unwrap();
+    assert_eq!(msix.entries(), 4);
+    // SAFETY: reads of the leaked buffer standing in for the BAR.
+    let word = |i: usize| unsafe { core::ptr::read_volatile((table as *const u32).add(i)) };
+    assert!((0..4).all(|e| word(e * 4 + 3) == 1), "all masked");
+    msix.set_entry(
+        2,
+        MsiMessage {
+            address: 0x1_fee0_1000,
+            data: 0x81,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        [word(8), word(9), word(10), word(11)],
+        [0xfee0_1000, 1, 0x81, 0]
+    );
+    assert_eq!(
+        msix.set_entry(
+            4,
+            MsiMessage {
+                address: 0,
+                data: 0
+            }
+        ),
+        Err(MsixError::NoSuchEntry(4))
+    );
+    msix.enable();
+    assert_eq!(space.dword(a(0, 1, 0), 0x40) >> 16, 0x8003);
+}
+
+#[test]
+fn a_table_outside_its_bar_is_refused() {
+    let space = FakeConfigSpace::default();
+    let mut f = FakeFunction::new(0x1b36, 0x0010, (1, 8, 2));
+    f.bar(0, 0xfeb0_0000, 0x1000)
+        .set(0x04, 0x0010_0000)
+        .set(0x34, 0x40)
+        .set(0x40, 0x07ff_0011)
+        .set(0x44, 0x0800);
+    space.insert(a(0, 1, 0), f);
+    let function = enumerate(space.leak(), 0, 0..=0).remove(0);
+    let services = FakeServices {
+        memory: std::boxed::Box::leak(std::vec![0u32; 0x400].into_boxed_slice()),
+    };
+    assert_eq!(
+        Msix::new(&function, &services).err(),
+        Some(MsixError::BadTableBar)
+    );
+}
+
+#[test]
+fn fuzz_enumeration() {
+    stratus_fuzz::fuzz("pci_enumeration", &[&[0u8; 64], &[0xff; 300]], |input| {
+        // The input is the config space of bus 0 device 0 function 0 and,
+        // through bridges it may describe, of more functions.
+        let space = FakeConfigSpace::default();
+        let mut f = FakeFunction::new(0, 0, (0, 0, 0));
+        for (i, chunk) in input.chunks(4).take(64).enumerate() {
+            let mut word = [0u8; 4];
+            word[..chunk.len()].copy_from_slice(chunk);
+            f.space[i] = u32::from_le_bytes(word);
+        }
+        space.insert(a(0, 0, 0), f.clone());
+        space.insert(a(1, 0, 0), f.clone());
+        space.insert(a(0, 0, 1), f);
+        let found = enumerate(space.leak(), 0, 0..=255);
+        for function in &found {
+            for id in [regs::CAP_MSI, regs::CAP_MSIX, regs::CAP_VENDOR] {
+                assert!(function.capabilities(id).count() <= 48);
+            }
+        }
+        assert!(found.len() <= 256 * 32 * 8);
+    });
+}
