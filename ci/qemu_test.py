@@ -157,6 +157,16 @@ NO_HANDOFF = [r"stratus-loader: handoff", r"stratus: ready"]
 # An optional third item exports the image to a cloud format (`stratus-image export`:
 # vhd is Azure's fixed VHD, vmdk AWS's stream-optimized VMDK); CLOUD_FORMATS gives the
 # name QEMU's `format=` knows it by.
+# PCI devices for the pci-* cases.
+NVME_TWO_NAMESPACES = [
+    "-drive", "if=none,id=nv0,driver=null-co,size=64M,read-zeroes=on",
+    "-device", "nvme,serial=stratus-nvme0,drive=nv0,id=nvc",
+    "-drive", "if=none,id=nv1,driver=null-co,size=16M,read-zeroes=on",
+    "-device", "nvme-ns,drive=nv1,bus=nvc,nsid=2,logical_block_size=4096,physical_block_size=4096",
+]
+BRIDGED_SERIAL = ["-device", "pcie-root-port,id=rp1,chassis=1,slot=1",
+                  "-device", "pci-serial,bus=rp1"]
+
 IMAGES = {
     "ready": ("exit=qemu", "ok"),
     "page-fault": ("exit=qemu test=page-fault", "ok"),
@@ -453,6 +463,28 @@ CASES = [
          extra=["-cpu", "max,-x2apic"],
          expect=[r"irq: xapic on cpu ", STORM_HANDLER_LOG, STORM_LINE, IRQ_READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=150, bounds=STORM_BOUNDS),
+    # PCI: an NVMe controller with two namespaces (null-co drives: no file, reads are
+    # zeros) on the root bus, and a PCI serial card behind a PCIe root port (a bridge the
+    # enumeration must follow to bus 1). Each function gets a line; the NVMe driver brings
+    # the controller up and names both disks with their sizes.
+    dict(name="pci-nvme", image="ready", extra=NVME_TWO_NAMESPACES + BRIDGED_SERIAL,
+         expect=[r"pci: config access: ECAM ",
+                 r"pci: 0000:00:[0-9a-f]{2}\.0 1b36:0010 class 01\.08\.02 \(NVMe\) -> nvme$",
+                 r'nvme: nvme0 model "QEMU NVMe Ctrl" serial "stratus-nvme0" fw "',
+                 r"nvme: nvme0 \d I/O queue\(s\) of depth \d+, MSI-X",
+                 r"disk nvme0n1: 131072 blocks of 512 bytes \(64 MiB\), [1-4] queue",
+                 r"disk nvme0n2: 4096 blocks of 4096 bytes \(16 MiB\), [1-4] queue",
+                 r"pci: 0000:00:[0-9a-f]{2}\.0 1b36:000c class 06\.04\.00 \(PCI bridge\) -> none$",
+                 r"pci: 0000:01:00\.0 1b36:0002 class 07\.00\.02 \(serial\) -> none$",
+                 READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=120),
+    # The i440FX PC has no MCFG: configuration space through the legacy ports.
+    dict(name="pci-legacy-ports", image="ready", arches=["x86_64"], machine="pc",
+         extra=NVME_TWO_NAMESPACES,
+         expect=[r"pci: no MCFG; config access through the legacy ports 0xcf8/0xcfc$",
+                 r"pci: 0000:00:[0-9a-f]{2}\.0 1b36:0010 class 01\.08\.02 \(NVMe\) -> nvme$",
+                 r"disk nvme0n1: 131072 blocks of 512 bytes \(64 MiB\)", READY],
+         forbid=KERNEL_TROUBLE, exit="success", timeout=120),
     dict(name="default-image", image="default", expect=[READY], forbid=KERNEL_TROUBLE,
          exit="kill", timeout=90),
     # `stratus-image run KERNEL`, the cargo runner: a temporary image, the same machine.

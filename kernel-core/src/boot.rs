@@ -23,6 +23,7 @@ use crate::irq::InterruptSummary;
 use crate::irq_lock::IrqSafeGuard;
 use crate::logger::Fallback;
 use crate::mmio::DeviceMemory;
+use crate::pci::{self, PciDrivers, PciInventory};
 use crate::ready::ReadyLine;
 use crate::stacks::KernelStacks;
 use crate::{cpu_local, heap, irq, irq_lock, limine_boot, logger, panic, smp, time};
@@ -74,6 +75,8 @@ pub struct Kernel {
     /// What drivers get of the kernel: register mapping, DMA memory, MSI
     /// vectors, the shared frame allocator.
     pub services: &'static KernelServices,
+    /// PCI functions found and the disks their drivers brought up.
+    pub pci: PciInventory,
     /// Kernel stacks with guard pages.
     pub stacks: KernelStacks,
     /// What ACPI described: CPUs, interrupt controllers, ECAM, timers,
@@ -88,6 +91,11 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// The disks the PCI drivers brought up.
+    pub fn block_devices(&self) -> &[alloc::sync::Arc<dyn stratus_driver_api::BlockDevice>] {
+        &self.pci.block_devices
+    }
+
     /// The shared physical frame allocator.
     pub fn frames(&self) -> IrqSafeGuard<'static, FrameAllocator> {
         self.services.frames().lock()
@@ -159,8 +167,13 @@ pub type KernelMain = fn(Kernel) -> !;
 /// `open_console` builds the UART driver for the console ACPI names. Once
 /// booted, the boot CPU leaves the loader's stack and the static exception
 /// stack for kernel stacks with guard pages ([`run_main_on_kernel_stacks`]).
-pub fn start<A: Arch>(entry_ticks: u64, open_console: OpenConsole, main: KernelMain) -> ! {
-    let kernel = boot::<A>(entry_ticks, open_console);
+pub fn start<A: Arch>(
+    entry_ticks: u64,
+    open_console: OpenConsole,
+    drivers: PciDrivers,
+    main: KernelMain,
+) -> ! {
+    let kernel = boot::<A>(entry_ticks, open_console, drivers);
     run_main_on_kernel_stacks::<A>(kernel, main)
 }
 
@@ -203,7 +216,7 @@ extern "C" fn call_main(handoff: u64) -> ! {
     main(kernel)
 }
 
-fn boot<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
+fn boot<A: Arch>(entry_ticks: u64, open_console: OpenConsole, drivers: PciDrivers) -> Kernel {
     A::init_exceptions();
     irq_lock::set_interrupt_masking(irq_lock::InterruptMasking {
         enabled: A::interrupts_enabled,
@@ -322,11 +335,13 @@ fn boot<A: Arch>(entry_ticks: u64, open_console: OpenConsole) -> Kernel {
         device_memory,
         msi_device_ids(&acpi),
     );
+    let pci = pci::probe_all::<A>(&acpi, services, drivers);
 
     Kernel {
         arch: A::NAME,
         boot,
         services,
+        pci,
         stacks,
         acpi,
         interrupts,

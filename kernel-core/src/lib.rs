@@ -27,6 +27,7 @@ pub mod limine_boot;
 pub mod logger;
 pub mod mmio;
 pub mod panic;
+pub mod pci;
 pub mod ready;
 pub mod smp;
 pub mod stacks;
@@ -40,17 +41,18 @@ pub use boot_info::BootInfo;
 pub use stratus_arch as __arch;
 
 /// Defines the kernel entry point `_start` for architecture `$arch`: reads
-/// the counter, and runs [`boot::start`] with the console opener and
-/// `$main(kernel) -> !`, which it calls on a kernel stack once booted. Platform crates wrap this in their own
+/// the counter, and runs [`boot::start`] with the console opener, the PCI
+/// drivers `$drivers` and `$main(kernel) -> !`, which it calls on a kernel
+/// stack once booted. Platform crates wrap this in their own
 /// `kernel_main!`, so a target names only its `main`.
 #[macro_export]
 macro_rules! kernel_entry {
-    ($arch:ty, $open_console:path, $main:path) => {
+    ($arch:ty, $open_console:path, $drivers:expr, $main:path) => {
         /// Kernel entry point, jumped to by the Limine-protocol loader.
         #[unsafe(no_mangle)]
         pub extern "C" fn _start() -> ! {
             let entry_ticks = <$arch as $crate::__arch::Clock>::ticks();
-            $crate::boot::start::<$arch>(entry_ticks, $open_console, $main)
+            $crate::boot::start::<$arch>(entry_ticks, $open_console, $drivers, $main)
         }
     };
 }

@@ -261,7 +261,7 @@ fn boot_without_loader_answers_stops_with_a_message() {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let outcome = std::panic::catch_unwind(|| {
-        start::<FakeArch>(0, open_recorded_console, |_kernel| {
+        start::<FakeArch>(0, open_recorded_console, &[], |_kernel| {
             panic!("main must not run")
         });
     });

@@ -11,6 +11,11 @@ pub use kernel_core::{self, Kernel};
 #[doc(hidden)]
 pub use stratus_uart::open_console as __open_console;
 
+/// The drivers PCI functions are offered to, in this order.
+pub static PCI_DRIVERS: kernel_core::pci::PciDrivers = &[&NVME];
+
+static NVME: stratus_nvme::NvmeDriver = stratus_nvme::NvmeDriver::new();
+
 /// The architecture of this platform.
 pub type Arch = arch_x86_64::X86_64;
 
@@ -19,6 +24,11 @@ pub type Arch = arch_x86_64::X86_64;
 #[macro_export]
 macro_rules! kernel_main {
     ($main:path) => {
-        $crate::kernel_core::kernel_entry!($crate::Arch, $crate::__open_console, $main);
+        $crate::kernel_core::kernel_entry!(
+            $crate::Arch,
+            $crate::__open_console,
+            $crate::PCI_DRIVERS,
+            $main
+        );
     };
 }
