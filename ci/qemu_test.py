@@ -183,6 +183,7 @@ IMAGES = {
     "irq-storm-all": ("exit=qemu test=irq-storm-all", "ok"),
     "sleep": ("exit=qemu test=sleep", "ok"),
     "sleep-hpet": ("exit=qemu test=sleep clock=hpet", "ok"),
+    "block": ("exit=qemu test=block", "ok"),
     "irq-storm": ("exit=qemu test=irq-storm", "ok"),
     "ipi": ("exit=qemu test=ipi", "ok"),
     "isa-irq": ("exit=qemu test=isa-irq", "ok"),
@@ -485,6 +486,25 @@ CASES = [
                  r"pci: 0000:00:[0-9a-f]{2}\.0 1b36:0010 class 01\.08\.02 \(NVMe\) -> nvme$",
                  r"disk nvme0n1: 131072 blocks of 512 bytes \(64 MiB\)", READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=120),
+    # test=block: two NVMe controllers; the first with two namespaces on blank files (512-
+    # and 4096-byte blocks), the second with one whose disk holds an MBR. The kernel writes,
+    # flushes and reads back the pattern on the first two and leaves the third alone; after
+    # QEMU exits the files are read: the pattern must be in both blank files, nothing
+    # written to the MBR disk's.
+    dict(name="block-nvme", image="block", disks=[(64, "blank"), (16, "blank"), (8, "mbr")],
+         extra=["-drive", "if=none,id=nv0,format=raw,file={disk0}",
+                "-device", "nvme,serial=stratus-nvme0,drive=nv0,id=nvc",
+                "-drive", "if=none,id=nv1,format=raw,file={disk1}",
+                "-device", "nvme-ns,drive=nv1,bus=nvc,nsid=2,logical_block_size=4096,"
+                           "physical_block_size=4096",
+                "-drive", "if=none,id=nv2,format=raw,file={disk2}",
+                "-device", "nvme,serial=stratus-nvme1,drive=nv2"],
+         expect=[r"^stratus: block name=nvme0n1 block_size=512 .* pattern=ok batch=ok "
+                 r"past_end=refused result=ok$",
+                 r"^stratus: block name=nvme0n2 block_size=4096 .* result=ok$",
+                 r"^stratus: block name=nvme1n1 holds a partition table; left alone$",
+                 r"^stratus: block devices=3 tested=2 left_alone=1 failed=0$", READY],
+         forbid=KERNEL_TROUBLE + [r"result=failed"], exit="success", timeout=150),
     dict(name="default-image", image="default", expect=[READY], forbid=KERNEL_TROUBLE,
          exit="kill", timeout=90),
     # `stratus-image run KERNEL`, the cargo runner: a temporary image, the same machine.
@@ -542,6 +562,10 @@ class Case:
     machine: str | None = None          # QEMU -M value instead of ci/qemu.py's default
     # key -> (low, high): the last "key=N" on a "stratus: " line must lie in [low, high]
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # Data disks: (size in MiB, "blank" or "mbr"), created fresh for each run as raw files;
+    # "{disk0}", "{disk1}"... in `extra` name them. After QEMU exits, blank disks must hold
+    # the block self-test's pattern and MBR disks must be untouched (see check_disks).
+    disks: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def full_name(self) -> str:
@@ -718,14 +742,16 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
     vars_path = qemu.fresh_vars(case.arch, LOG_DIR)
     export = IMAGES.get(case.image, ("", ""))[2:]
     fmt = CLOUD_FORMATS[export[0]] if export else "raw"
+    disk_paths = prepare_disks(case)
+    case_extra = [a.format(**{f"disk{i}": p for i, p in enumerate(disk_paths)}) for a in case.extra]
     if case.image == "runner":
         cmd = [str(qemu.image_tool()), "run", "--arch", case.arch, "--cmdline", "exit=qemu",
                "--loader", str(qemu.loader_path(case.arch)),
-               str(qemu.kernel_path(case.arch, "stratus-hello")), "--", *case.extra]
+               str(qemu.kernel_path(case.arch, "stratus-hello")), "--", *case_extra]
     else:
         cmd = qemu.qemu_command(case.arch, image, vars_path, serial="stdio", snapshot=True,
                                 fmt=fmt, machine=case.machine,
-                                extra=case.extra + acpi_table_args(case))
+                                extra=case_extra + acpi_table_args(case))
     # `timeout` is a second line of defence should this runner itself die or hang.
     cmd = ["timeout", "-k", "5", str(int(timeout) + 15), *cmd]
     expect = [re.compile(p, re.M) for p in case.expect]
@@ -831,6 +857,8 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
 
     if not why:
         why = check_bounds(case, text)
+    if not why:
+        why = check_disks(case, disk_paths)
 
     seconds = time.monotonic() - start
     if err_path.exists() and err_path.stat().st_size == 0:
@@ -844,6 +872,45 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
     if stderr:
         detail += "    qemu stderr:\n" + "".join(f"    ! {l}\n" for l in stderr.splitlines()[-10:])
     return Result(case, False, seconds, why, detail)
+
+
+# The block self-test's scratch region and pattern (targets/demo/src/block_test.rs).
+SCRATCH_OFFSET = 1 << 20
+SCRATCH_BYTES = 256 * 1024
+PATTERN_MAGIC = 0x5354_5241_5455_5321
+
+
+def prepare_disks(case: Case) -> list[str]:
+    """Fresh raw files for the case's data disks."""
+    paths = []
+    for i, (mib, kind) in enumerate(case.disks):
+        path = LOG_DIR / f"{case.full_name}.disk{i}.img"
+        with open(path, "wb") as f:
+            f.truncate(mib << 20)
+            if kind == "mbr":
+                f.seek(510)
+                f.write(b"\x55\xaa")
+        paths.append(str(path))
+    return paths
+
+
+def check_disks(case: Case, paths: list[str]) -> str:
+    """'' when every blank disk holds the pattern the kernel wrote and flushed, and every
+    disk with a partition table was left alone; else what is wrong."""
+    want = b"".join(struct.pack("<Q", (SCRATCH_OFFSET + o) ^ PATTERN_MAGIC)
+                    for o in range(0, SCRATCH_BYTES, 8))
+    for (mib, kind), path in zip(case.disks, paths):
+        with open(path, "rb") as f:
+            f.seek(SCRATCH_OFFSET)
+            got = f.read(SCRATCH_BYTES)
+        name = Path(path).name
+        if kind == "mbr":
+            if got != bytes(SCRATCH_BYTES):
+                return f"{name} holds a partition table but its scratch region was written"
+        elif got != want:
+            at = next(i for i in range(len(want)) if i >= len(got) or got[i] != want[i])
+            return f"{name}: the pattern is not in the file (first difference at byte {SCRATCH_OFFSET + at:#x})"
+    return ""
 
 
 def check_bounds(case: Case, text: str) -> str:

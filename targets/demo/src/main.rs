@@ -12,7 +12,8 @@
 //! `test=irq-storm`, `test=ipi`, `test=isa-irq` (x86), and
 //! `bench=irq-latency`. Every-CPU checks (see `all_cpus`): `test=ipi-all`,
 //! `test=timer-all`, `test=irq-storm-all`, `test=power-off-cpu1`, and
-//! `bench=ipi-latency`. MSIs (see `msi_test`): `test=msi`.
+//! `bench=ipi-latency`. MSIs (see `msi_test`): `test=msi`. Disks (see
+//! `block_test`): `test=block`.
 #![no_std]
 #![no_main]
 
@@ -24,6 +25,7 @@ use platform_x86_64 as platform;
 extern crate alloc;
 
 mod all_cpus;
+mod block_test;
 mod interrupt_tests;
 mod msi_test;
 
@@ -90,6 +92,11 @@ fn main(mut kernel: Kernel) -> ! {
         Some("timer-all") => all_cpus::timer_all(),
         Some("irq-storm-all") => all_cpus::storm_all(),
         Some("msi") => msi_test::msi(&kernel),
+        Some("block") => {
+            if !block_test::run(kernel.block_devices()) && cmdline.is("exit", "qemu") {
+                kernel.shutdown(ExitStatus::Failure);
+            }
+        }
         Some("isa-irq") => interrupt_tests::isa_irq(<platform::Arch as Arch>::port_io()),
         Some(other) => log::warn!("unknown test '{other}' ignored"),
         None => {}
