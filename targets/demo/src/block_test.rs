@@ -78,7 +78,10 @@ fn test_one(device: &dyn BlockDevice) -> Outcome {
         ));
         Outcome::Failed
     };
-    if size == 0 || SCRATCH_BYTES % size != 0 || SCRATCH_OFFSET % size as u64 != 0 {
+    if size == 0
+        || !SCRATCH_BYTES.is_multiple_of(size)
+        || !SCRATCH_OFFSET.is_multiple_of(size as u64)
+    {
         logger::write_raw(format_args!(
             "stratus: block name={name} block size {size} does not divide the scratch region; left alone\n"
         ));

@@ -93,7 +93,9 @@ fn main(mut kernel: Kernel) -> ! {
         Some("irq-storm-all") => all_cpus::storm_all(),
         Some("msi") => msi_test::msi(&kernel),
         Some("block") => {
-            if !block_test::run(kernel.block_devices()) && cmdline.is("exit", "qemu") {
+            let passed = block_test::run(kernel.block_devices());
+            let stop = !passed && cmdline.is("exit", "qemu");
+            if stop {
                 kernel.shutdown(ExitStatus::Failure);
             }
         }
