@@ -486,24 +486,31 @@ CASES = [
                  r"pci: 0000:00:[0-9a-f]{2}\.0 1b36:0010 class 01\.08\.02 \(NVMe\) -> nvme$",
                  r"disk nvme0n1: 131072 blocks of 512 bytes \(64 MiB\)", READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=120),
-    # test=block: two NVMe controllers; the first with two namespaces on blank files (512-
-    # and 4096-byte blocks), the second with one whose disk holds an MBR. The kernel writes,
-    # flushes and reads back the pattern on the first two and leaves the third alone; after
-    # QEMU exits the files are read: the pattern must be in both blank files, nothing
+    # test=block: two NVMe controllers, the first with two namespaces on blank files (512-
+    # and 4096-byte blocks), the second with one whose disk holds an MBR, and a virtio-blk
+    # disk on a blank file. The kernel writes, flushes and reads back the pattern on the
+    # three blank ones and leaves the MBR disk and the boot disk (virtio-blk, GPT) alone;
+    # after QEMU exits the files are read: the pattern must be in every blank file, nothing
     # written to the MBR disk's.
-    dict(name="block-nvme", image="block", disks=[(64, "blank"), (16, "blank"), (8, "mbr")],
+    dict(name="block", image="block",
+         disks=[(64, "blank"), (16, "blank"), (8, "mbr"), (32, "blank")],
          extra=["-drive", "if=none,id=nv0,format=raw,file={disk0}",
                 "-device", "nvme,serial=stratus-nvme0,drive=nv0,id=nvc",
                 "-drive", "if=none,id=nv1,format=raw,file={disk1}",
                 "-device", "nvme-ns,drive=nv1,bus=nvc,nsid=2,logical_block_size=4096,"
                            "physical_block_size=4096",
                 "-drive", "if=none,id=nv2,format=raw,file={disk2}",
-                "-device", "nvme,serial=stratus-nvme1,drive=nv2"],
-         expect=[r"^stratus: block name=nvme0n1 block_size=512 .* pattern=ok batch=ok "
+                "-device", "nvme,serial=stratus-nvme1,drive=nv2",
+                "-drive", "if=none,id=vd0,format=raw,file={disk3}",
+                "-device", "virtio-blk-pci,drive=vd0"],
+         expect=[r"^stratus: block name=virtio-blk0 holds a partition table; left alone$",
+                 r"^stratus: block name=nvme0n1 block_size=512 .* pattern=ok batch=ok "
                  r"past_end=refused result=ok$",
                  r"^stratus: block name=nvme0n2 block_size=4096 .* result=ok$",
                  r"^stratus: block name=nvme1n1 holds a partition table; left alone$",
-                 r"^stratus: block devices=3 tested=2 left_alone=1 failed=0$", READY],
+                 r"^stratus: block name=virtio-blk1 block_size=512 blocks=65536 .* pattern=ok "
+                 r"batch=ok past_end=refused result=ok$",
+                 r"^stratus: block devices=5 tested=3 left_alone=2 failed=0$", READY],
          forbid=KERNEL_TROUBLE + [r"result=failed"], exit="success", timeout=150),
     dict(name="default-image", image="default", expect=[READY], forbid=KERNEL_TROUBLE,
          exit="kill", timeout=90),

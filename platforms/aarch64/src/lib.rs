@@ -12,9 +12,10 @@ pub use kernel_core::{self, Kernel};
 pub use stratus_uart::open_console as __open_console;
 
 /// The drivers PCI functions are offered to, in this order.
-pub static PCI_DRIVERS: kernel_core::pci::PciDrivers = &[&NVME];
+pub static PCI_DRIVERS: kernel_core::pci::PciDrivers = &[&NVME, &VIRTIO_BLK];
 
 static NVME: stratus_nvme::NvmeDriver = stratus_nvme::NvmeDriver::new();
+static VIRTIO_BLK: stratus_virtio::VirtioBlkDriver = stratus_virtio::VirtioBlkDriver;
 
 /// The architecture of this platform.
 pub type Arch = arch_aarch64::Aarch64;

@@ -1,0 +1,249 @@
+//! The virtio-blk driver and its `BlockDevice`.
+
+use crate::config::FunctionAccess;
+use crate::hal::{self, StratusHal};
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use core::time::Duration;
+use stratus_driver_api::clock::Deadline;
+use stratus_driver_api::{BlockDevice, BlockError, BlockRequest, DriverServices};
+use stratus_pci::{PciDriver, PciFunction, Probed};
+use virtio_drivers::device::blk::{BlkReq, BlkResp, SECTOR_SIZE, VirtIOBlk};
+use virtio_drivers::transport::pci::PciTransport;
+use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
+
+/// How long one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Polls allowed per request before the clock runs (never, after boot).
+const POLLS_WITHOUT_CLOCK: u64 = 50_000_000;
+/// Descriptors one request takes (header, data, status): without indirect
+/// descriptors a queue holds its size / 3 requests.
+const DESCRIPTORS_PER_REQUEST: usize = 3;
+
+/// Claims virtio block functions (modern 1af4:1042, transitional 1af4:1001).
+#[derive(Debug, Default)]
+pub struct VirtioBlkDriver;
+
+static DEVICES: AtomicUsize = AtomicUsize::new(0);
+
+impl PciDriver for VirtioBlkDriver {
+    fn name(&self) -> &'static str {
+        "virtio-blk"
+    }
+
+    fn claims(&self, function: &PciFunction) -> bool {
+        function.vendor_id == 0x1af4 && matches!(function.device_id, 0x1042 | 0x1001)
+    }
+
+    fn probe(
+        &self,
+        function: PciFunction,
+        services: &'static dyn DriverServices,
+    ) -> Result<Probed, String> {
+        hal::install(services);
+        function.enable_bus_master();
+        let address = function.address;
+        let mut root = PciRoot::new(FunctionAccess(function.config));
+        let device_function = DeviceFunction {
+            bus: address.bus,
+            device: address.device,
+            function: address.function,
+        };
+        let transport = PciTransport::new::<StratusHal, _>(&mut root, device_function)
+            .map_err(|e| format!("virtio-pci transport: {e}"))?;
+        let device = VirtIOBlk::<StratusHal, _>::new(transport)
+            .map_err(|e| format!("virtio-blk setup: {e}"))?;
+        let name = format!("virtio-blk{}", DEVICES.fetch_add(1, Ordering::Relaxed));
+        let capacity = device.capacity();
+        let in_flight = (usize::from(device.virt_queue_size()) / DESCRIPTORS_PER_REQUEST).max(1);
+        log::info!(
+            target: "virtio",
+            "{name} at {address}: {capacity} sectors of 512 bytes ({} MiB){}, queue of {} ({in_flight} requests), completions polled (no MSI-X through virtio-drivers' PCI transport)",
+            (capacity * SECTOR_SIZE as u64) >> 20,
+            if device.readonly() { ", read-only" } else { "" },
+            device.virt_queue_size()
+        );
+        Ok(Probed::Block(vec![Arc::new(VirtioBlk {
+            name,
+            capacity,
+            readonly: device.readonly(),
+            in_flight,
+            device: spin::Mutex::new(device),
+        })]))
+    }
+}
+
+type Device = VirtIOBlk<StratusHal, PciTransport>;
+
+/// A virtio block device.
+pub struct VirtioBlk {
+    name: String,
+    capacity: u64,
+    readonly: bool,
+    in_flight: usize,
+    device: spin::Mutex<Device>,
+}
+
+// SAFETY: the transport's register pointers are only used through the
+// mutex, one CPU at a time; the registers themselves may be reached from
+// any CPU.
+unsafe impl Send for VirtioBlk {}
+// SAFETY: as for `Send`: every access goes through the mutex.
+unsafe impl Sync for VirtioBlk {}
+
+fn device_error(e: virtio_drivers::Error) -> BlockError {
+    use virtio_drivers::Error;
+    BlockError::Device(match e {
+        Error::IoError => "VIRTIO_BLK_S_IOERR",
+        Error::Unsupported => "VIRTIO_BLK_S_UNSUPP",
+        Error::QueueFull => "queue full",
+        Error::NotReady => "not ready",
+        Error::InvalidParam => "invalid parameter",
+        Error::DmaError => "DMA error",
+        _ => "virtio error",
+    })
+}
+
+/// Polls until the device has used `token`; `false` on timeout.
+fn wait_for(device: &mut Device, token: u16) -> bool {
+    let mut deadline = Deadline::after(REQUEST_TIMEOUT, POLLS_WITHOUT_CLOCK);
+    loop {
+        if device.peek_used() == Some(token) {
+            return true;
+        }
+        if deadline.expired() {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+impl BlockDevice for VirtioBlk {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn block_size(&self) -> u32 {
+        SECTOR_SIZE as u32
+    }
+
+    fn capacity_blocks(&self) -> u64 {
+        self.capacity
+    }
+
+    fn queue_count(&self) -> usize {
+        1
+    }
+
+    fn read(&self, lba: u64, buffer: &mut [u8]) -> Result<(), BlockError> {
+        self.check_request(lba, buffer.len())?;
+        let mut device = self.device.lock();
+        let (mut req, mut resp) = (BlkReq::default(), BlkResp::default());
+        // SAFETY: `req`, `buffer` and `resp` are not touched until the
+        // request completes (or, on timeout, ever again by the device: the
+        // crate shares them through bounce buffers the Hal keeps).
+        let token = unsafe { device.read_blocks_nb(lba as usize, &mut req, buffer, &mut resp) }
+            .map_err(device_error)?;
+        if !wait_for(&mut device, token) {
+            return Err(BlockError::Timeout);
+        }
+        // SAFETY: the same buffers as `read_blocks_nb` got.
+        unsafe { device.complete_read_blocks(token, &req, buffer, &mut resp) }.map_err(device_error)
+    }
+
+    fn write(&self, lba: u64, buffer: &[u8]) -> Result<(), BlockError> {
+        self.check_request(lba, buffer.len())?;
+        if self.readonly {
+            return Err(BlockError::ReadOnly);
+        }
+        let mut device = self.device.lock();
+        let (mut req, mut resp) = (BlkReq::default(), BlkResp::default());
+        // SAFETY: as in `read`.
+        let token = unsafe { device.write_blocks_nb(lba as usize, &mut req, buffer, &mut resp) }
+            .map_err(device_error)?;
+        if !wait_for(&mut device, token) {
+            return Err(BlockError::Timeout);
+        }
+        // SAFETY: the same buffers as `write_blocks_nb` got.
+        unsafe { device.complete_write_blocks(token, &req, buffer, &mut resp) }
+            .map_err(device_error)
+    }
+
+    fn flush(&self) -> Result<(), BlockError> {
+        // virtio-drivers has no non-blocking flush: this waits as long as
+        // the crate does (see the crate documentation).
+        self.device.lock().flush().map_err(device_error)
+    }
+
+    fn read_batch(&self, requests: &mut [BlockRequest<'_>]) {
+        for request in requests.iter_mut() {
+            request.result = self
+                .check_request(request.lba, request.buffer.len())
+                .map(|_| ());
+        }
+        let mut device = self.device.lock();
+        // Fixed slots (never reallocated while requests are in flight).
+        let mut slots: Vec<Option<(u16, usize, BlkReq, BlkResp)>> = Vec::new();
+        slots.resize_with(self.in_flight.min(requests.len()), || None);
+        let mut next = 0;
+        loop {
+            // Fill free slots.
+            for slot in slots.iter_mut().filter(|s| s.is_none()) {
+                while next < requests.len() && requests[next].result.is_err() {
+                    next += 1;
+                }
+                let Some(request) = requests.get_mut(next) else {
+                    break;
+                };
+                let (mut req, mut resp) = (BlkReq::default(), BlkResp::default());
+                // SAFETY: the request's buffer is not touched until its
+                // completion below; req/resp live in `slots`, which does
+                // not move.
+                match unsafe {
+                    device.read_blocks_nb(request.lba as usize, &mut req, request.buffer, &mut resp)
+                } {
+                    Ok(token) => *slot = Some((token, next, req, resp)),
+                    Err(e) => request.result = Err(device_error(e)),
+                }
+                next += 1;
+            }
+            if slots.iter().all(Option::is_none) {
+                return;
+            }
+            // Wait for any in-flight request to complete.
+            let mut deadline = Deadline::after(REQUEST_TIMEOUT, POLLS_WITHOUT_CLOCK);
+            let used = loop {
+                if let Some(token) = device.peek_used() {
+                    break Some(token);
+                }
+                if deadline.expired() {
+                    break None;
+                }
+                core::hint::spin_loop();
+            };
+            let Some(token) = used else {
+                for (_, index, _, _) in slots.iter_mut().filter_map(Option::take) {
+                    requests[index].result = Err(BlockError::Timeout);
+                }
+                return;
+            };
+            let Some(slot) = slots
+                .iter_mut()
+                .find(|s| s.as_ref().is_some_and(|(t, ..)| *t == token))
+            else {
+                log::error!(target: "virtio", "{}: used token {token} unknown", self.name);
+                return;
+            };
+            let (token, index, req, mut resp) = slot.take().expect("found above");
+            let request = &mut requests[index];
+            // SAFETY: the same buffers as `read_blocks_nb` got for `token`.
+            request.result =
+                unsafe { device.complete_read_blocks(token, &req, request.buffer, &mut resp) }
+                    .map_err(device_error);
+        }
+    }
+}
