@@ -68,11 +68,8 @@ fn shared_buffers_are_bounced_in_the_direction_asked_and_given_back() {
     // Allocations come back zeroed and are freed; unknown ones are refused.
     let (paddr, vaddr) = StratusHal::dma_alloc(2, BufferDirection::Both);
     // SAFETY: two pages just allocated.
-    assert!(
-        unsafe { core::slice::from_raw_parts(vaddr.as_ptr(), 8192) }
-            .iter()
-            .all(|&b| b == 0)
-    );
+    let pages = unsafe { core::slice::from_raw_parts(vaddr.as_ptr(), 8192) };
+    assert!(pages.iter().all(|&b| b == 0));
     // SAFETY: the allocation above.
     assert_eq!(unsafe { StratusHal::dma_dealloc(paddr, vaddr, 2) }, 0);
     // SAFETY: an address never allocated is only looked up.
