@@ -107,11 +107,13 @@ IRQ_READY = r"^stratus: ready .*\birq=(x2apic|xapic|gicv3) timer=(tsc-deadline|l
 # Tolerances (TCG on a loaded 2-core machine is noisy; these still catch a broken timer):
 # the 1 kHz timer's measured rate within +-20 %; a 100 ms sleep measures 100..150 ms (the
 # median of five: one sleep alone carries whatever stall the busy host imposes);
-# the 5 kHz storm loses at most 1 % of its ticks (it re-arms from the deadline, so a late
-# interrupt does not lose the next ones; only a stalled or dropped interrupt does).
+# the 5 kHz storm on one CPU loses no tick: every deadline of its 3 s window runs its
+# callback once, late ones (a stalled virtual CPU) counted when they arrive within 0.5 s
+# after the window, deadlines after it not counted. On every CPU at once (each CPU's
+# window started and stopped by IPI) at most 1 %.
 TIMER_BOUNDS = {"rate_hz": (800, 1200)}
 SLEEP_BOUNDS = {"measured_us": (100_000, 150_000)}
-STORM_BOUNDS = {"lost": (0, 150), "ticks": (14_850, 15_150)}
+STORM_BOUNDS = {"lost": (0, 0), "ticks": (14_990, 15_010)}
 
 # Every CPU (demo test=ipi-all / timer-all / irq-storm-all on 4 CPUs): a call IPI from the
 # boot CPU reaches each other CPU; each CPU's own 1 kHz timer runs within +-20 %; a 5 kHz
