@@ -7,7 +7,7 @@
 //! * [`PciFunction`]: one function as a driver gets it: ids, class, decoded
 //!   and sized BARs, capabilities, BAR mapping with the right cache policy,
 //!   bus mastering (enabled only for a function a driver claims).
-//! * [`msix`]: MSI-X and MSI programming with messages from the driver API.
+//! * [`msix`] and [`msi`]: MSI-X and single-message MSI programming with messages from the driver API.
 //! * [`PciDriver`]: what a driver implements so the kernel can offer it the
 //!   functions it finds.
 #![no_std]
@@ -23,6 +23,7 @@ mod enumerate;
 pub mod fake;
 mod function;
 pub mod legacy;
+pub mod msi;
 pub mod msix;
 
 pub use address::PciAddress;

@@ -243,3 +243,79 @@ fn fuzz_enumeration() {
         assert!(found.len() <= 256 * 32 * 8);
     });
 }
+
+/// A function with an MSI capability at 0x50 whose message control is `control`.
+fn msi_function(control: u32) -> PciFunction {
+    let space = FakeConfigSpace::default();
+    let mut f = FakeFunction::new(0x1b36, 0x0002, (7, 0, 2));
+    f.set(0x04, 0x0010_0000)
+        .set(0x34, 0x50)
+        .set(0x50, control << 16 | 0x05);
+    space.insert(a(0, 1, 0), f);
+    enumerate(space.leak(), 0, 0..=0).remove(0)
+}
+
+#[test]
+fn msi_64bit_message_is_programmed_and_enabled() {
+    use crate::msi::{Msi, MsiError};
+    // 64-bit capable, multiple message capable 4 (MMC 2), MME set to 1 by someone.
+    let function = msi_function(0x0094);
+    let msi = Msi::new(&function).unwrap();
+    assert!(msi.is_64bit());
+    let message = MsiMessage {
+        address: 0x1_fee0_2000,
+        data: 0x4041,
+    };
+    msi.set_message(message).unwrap();
+    let dword = |offset| function.config.read_u32(offset);
+    assert_eq!(
+        [dword(0x54), dword(0x58), dword(0x5c)],
+        [0xfee0_2000, 1, 0x4041]
+    );
+    let wide = MsiMessage {
+        address: 0xfee0_0000,
+        data: 0x1_0000,
+    };
+    assert_eq!(msi.set_message(wide), Err(MsiError::DataTooWide(0x1_0000)));
+    msi.enable();
+    assert_eq!(
+        function.config.read_u16(0x52),
+        0x0085,
+        "enabled, one message"
+    );
+    msi.disable();
+    assert_eq!(function.config.read_u16(0x52), 0x0084);
+}
+
+#[test]
+fn msi_32bit_refuses_high_addresses() {
+    use crate::msi::{Msi, MsiError};
+    let function = msi_function(0x0000);
+    let msi = Msi::new(&function).unwrap();
+    assert!(!msi.is_64bit());
+    let high = MsiMessage {
+        address: 0x1_0000_0000,
+        data: 1,
+    };
+    assert_eq!(
+        msi.set_message(high),
+        Err(MsiError::AddressTooWide(0x1_0000_0000))
+    );
+    msi.set_message(MsiMessage {
+        address: 0xfee0_0000,
+        data: 0x31,
+    })
+    .unwrap();
+    let dword = |offset| function.config.read_u32(offset);
+    assert_eq!([dword(0x54), dword(0x58)], [0xfee0_0000, 0x31]);
+    assert_eq!(
+        Msi::new(&msi_function_without_capability()).err(),
+        Some(MsiError::NoCapability)
+    );
+}
+
+fn msi_function_without_capability() -> PciFunction {
+    let space = FakeConfigSpace::default();
+    space.insert(a(0, 1, 0), FakeFunction::new(1, 2, (1, 0, 0)));
+    enumerate(space.leak(), 0, 0..=0).remove(0)
+}
