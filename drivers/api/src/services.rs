@@ -90,3 +90,103 @@ pub trait DriverServices: Sync {
         }
     }
 }
+
+/// [`DriverServices`] for host tests of drivers: DMA from the heap, one
+/// register block in host memory standing in for a device, a CPU count.
+#[cfg(any(test, feature = "host-fakes"))]
+pub mod host {
+    extern crate std;
+    use super::*;
+    use crate::dma::host::HostDma;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A register block in host memory at a pretend physical address.
+    #[derive(Clone, Copy, Debug)]
+    pub struct HostRegisters {
+        /// The physical address drivers ask for.
+        pub phys: u64,
+        /// Where the block really is (leaked host memory).
+        pub virt: usize,
+        /// Its length in bytes.
+        pub len: usize,
+    }
+
+    /// The fake kernel.
+    #[derive(Debug)]
+    pub struct HostServices {
+        /// DMA pages (counts what is outstanding).
+        pub dma: &'static HostDma,
+        /// The one register block `map_mmio` reaches, if any.
+        pub registers: Option<HostRegisters>,
+        /// CPUs online.
+        pub cpus: usize,
+        /// The CPU `this_cpu` reports.
+        pub cpu: AtomicUsize,
+    }
+
+    impl HostServices {
+        /// One CPU, no registers, DMA from `dma`.
+        pub const fn new(dma: &'static HostDma) -> Self {
+            Self {
+                dma,
+                registers: None,
+                cpus: 1,
+                cpu: AtomicUsize::new(0),
+            }
+        }
+
+        /// Registers at `phys`, backed by `block` (leaked: it stays valid).
+        pub fn with_registers(mut self, phys: u64, block: &'static mut [u8]) -> Self {
+            self.registers = Some(HostRegisters {
+                phys,
+                virt: block.as_mut_ptr() as usize,
+                len: block.len(),
+            });
+            self
+        }
+    }
+
+    impl DriverServices for HostServices {
+        fn map_mmio(
+            &self,
+            phys: u64,
+            len: u64,
+            policy: CachePolicy,
+        ) -> Result<IoMem, ServiceError> {
+            let r = self.registers.ok_or(ServiceError::BadRange)?;
+            let offset = phys.checked_sub(r.phys).ok_or(ServiceError::BadRange)?;
+            if offset.saturating_add(len) > r.len as u64 {
+                return Err(ServiceError::BadRange);
+            }
+            // SAFETY: the block is leaked host memory of `r.len` bytes and
+            // the range lies inside it.
+            Ok(unsafe { IoMem::new(r.virt + offset as usize, phys, len as usize, policy) })
+        }
+
+        fn allocate_dma(&self, len: usize) -> Result<DmaBuffer, ServiceError> {
+            DmaBuffer::new(self.dma, len).ok_or(ServiceError::NoMemory)
+        }
+
+        fn allocate_msi(&self, _request: MsiRequest) -> Result<MsiVector, ServiceError> {
+            Err(ServiceError::MsiUnavailable)
+        }
+
+        fn free_msi(&self, _vector: MsiVector) {}
+
+        fn port_io(&self) -> Option<PortIo> {
+            None
+        }
+
+        fn cpu_count(&self) -> usize {
+            self.cpus
+        }
+
+        fn this_cpu(&self) -> usize {
+            self.cpu.load(Ordering::SeqCst)
+        }
+
+        fn wait_for_interrupt(&self, timeout: Duration) {
+            std::thread::sleep(timeout.min(Duration::from_micros(50)));
+        }
+    }
+}

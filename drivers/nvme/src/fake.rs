@@ -26,10 +26,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 use std::vec;
 use std::vec::Vec;
-use stratus_driver_api::dma::host::HostDma;
-use stratus_driver_api::{
-    CachePolicy, DmaBuffer, DriverServices, IoMem, MsiRequest, MsiVector, PortIo, ServiceError,
-};
+use stratus_driver_api::services::host::{HostRegisters, HostServices};
 use stratus_pci::{Bar, ConfigAccess, FunctionConfig, PciAddress, PciFunction};
 
 /// Where BAR0 claims to be.
@@ -626,55 +623,6 @@ impl ConfigAccess for FakeConfig {
     }
 }
 
-/// The kernel as the driver sees it in host tests.
-#[derive(Debug)]
-pub struct FakeServices {
-    regs: usize,
-    /// DMA pages (counts what is outstanding).
-    pub dma: &'static HostDma,
-    /// CPUs online.
-    pub cpus: usize,
-    /// The CPU `this_cpu` reports.
-    pub cpu: AtomicUsize,
-}
-
-impl DriverServices for FakeServices {
-    fn map_mmio(&self, phys: u64, len: u64, policy: CachePolicy) -> Result<IoMem, ServiceError> {
-        if phys != BAR_ADDRESS || len > BAR_SIZE as u64 {
-            return Err(ServiceError::BadRange);
-        }
-        // SAFETY: the fake's register block is leaked, so it stays valid,
-        // and it is `BAR_SIZE` bytes long.
-        Ok(unsafe { IoMem::new(self.regs, phys, len as usize, policy) })
-    }
-
-    fn allocate_dma(&self, len: usize) -> Result<DmaBuffer, ServiceError> {
-        DmaBuffer::new(self.dma, len).ok_or(ServiceError::NoMemory)
-    }
-
-    fn allocate_msi(&self, _request: MsiRequest) -> Result<MsiVector, ServiceError> {
-        Err(ServiceError::MsiUnavailable)
-    }
-
-    fn free_msi(&self, _vector: MsiVector) {}
-
-    fn port_io(&self) -> Option<PortIo> {
-        None
-    }
-
-    fn cpu_count(&self) -> usize {
-        self.cpus
-    }
-
-    fn this_cpu(&self) -> usize {
-        self.cpu.load(Ordering::SeqCst)
-    }
-
-    fn wait_for_interrupt(&self, timeout: Duration) {
-        thread::sleep(timeout.min(Duration::from_micros(50)));
-    }
-}
-
 /// Microseconds since the first call: the clock the driver's waits use.
 fn now_micros() -> Option<u64> {
     static START: OnceLock<Instant> = OnceLock::new();
@@ -688,7 +636,7 @@ pub struct Fixture {
     /// Its configuration space.
     pub config: &'static FakeConfig,
     /// The kernel services.
-    pub services: &'static FakeServices,
+    pub services: &'static HostServices,
     /// The controller (stops when dropped: drop the driver's devices first).
     pub fake: FakeController,
 }
@@ -724,11 +672,14 @@ impl Fixture {
             ],
             config: FunctionConfig::new(config, address),
         };
-        let services: &'static FakeServices = Box::leak(Box::new(FakeServices {
-            regs: fake.regs,
-            dma: Box::leak(Box::default()),
+        let services: &'static HostServices = Box::leak(Box::new(HostServices {
+            registers: Some(HostRegisters {
+                phys: BAR_ADDRESS,
+                virt: fake.regs,
+                len: BAR_SIZE,
+            }),
             cpus,
-            cpu: AtomicUsize::new(0),
+            ..HostServices::new(Box::leak(Box::default()))
         }));
         Self {
             function,

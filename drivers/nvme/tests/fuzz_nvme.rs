@@ -2,11 +2,9 @@
 //! (controller, namespace, active namespace list) and completion queue
 //! entries.
 
-use core::time::Duration;
 use stratus_driver_api::dma::host::HostDma;
-use stratus_driver_api::{
-    CachePolicy, DmaBuffer, DriverServices, IoMem, MsiRequest, MsiVector, PortIo, ServiceError,
-};
+use stratus_driver_api::services::host::HostServices;
+use stratus_driver_api::{CachePolicy, IoMem};
 use stratus_nvme::command::{Command, io};
 use stratus_nvme::identify::{ControllerIdentity, NamespaceIdentity, active_namespaces};
 use stratus_nvme::queue::QueuePair;
@@ -60,38 +58,12 @@ fn fuzz_nvme_identify() {
     });
 }
 
-/// Services enough for a queue pair: DMA from the heap.
-struct Services(&'static HostDma);
-
-impl DriverServices for Services {
-    fn map_mmio(&self, _: u64, _: u64, _: CachePolicy) -> Result<IoMem, ServiceError> {
-        Err(ServiceError::BadRange)
-    }
-    fn allocate_dma(&self, len: usize) -> Result<DmaBuffer, ServiceError> {
-        DmaBuffer::new(self.0, len).ok_or(ServiceError::NoMemory)
-    }
-    fn allocate_msi(&self, _: MsiRequest) -> Result<MsiVector, ServiceError> {
-        Err(ServiceError::MsiUnavailable)
-    }
-    fn free_msi(&self, _: MsiVector) {}
-    fn port_io(&self) -> Option<PortIo> {
-        None
-    }
-    fn cpu_count(&self) -> usize {
-        1
-    }
-    fn this_cpu(&self) -> usize {
-        0
-    }
-    fn wait_for_interrupt(&self, _: Duration) {}
-}
-
 #[test]
 fn fuzz_nvme_completions() {
     static DMA: HostDma = HostDma {
         outstanding: std::sync::atomic::AtomicUsize::new(0),
     };
-    let services = Services(&DMA);
+    let services = HostServices::new(&DMA);
     let caps = Capabilities::decode(0xff | 1 << 37);
     let mut doorbells = vec![0u64; 0x2000 / 8];
     // SAFETY: `doorbells` stands in for the register block and outlives

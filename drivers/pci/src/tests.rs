@@ -5,12 +5,10 @@ extern crate std;
 use crate::fake::{FakeConfigSpace, FakeFunction};
 use crate::msix::{Msix, MsixError};
 use crate::*;
-use core::time::Duration;
 use std::vec::Vec;
-use stratus_driver_api::{
-    CachePolicy, DmaBuffer, DriverServices, IoMem, MsiMessage, MsiRequest, MsiVector, PortIo,
-    ServiceError,
-};
+use stratus_driver_api::MsiMessage;
+use stratus_driver_api::dma::host::HostDma;
+use stratus_driver_api::services::host::HostServices;
 
 fn a(bus: u8, device: u8, function: u8) -> PciAddress {
     PciAddress::new(0, bus, device, function)
@@ -119,36 +117,16 @@ fn a_looping_capability_list_ends() {
     assert_eq!(found[0].capabilities(regs::CAP_MSI).count(), 0);
 }
 
-/// Maps every BAR onto one leaked host buffer.
-struct FakeServices {
-    memory: &'static mut [u32],
-}
+static DMA: HostDma = HostDma {
+    outstanding: core::sync::atomic::AtomicUsize::new(0),
+};
 
-impl DriverServices for FakeServices {
-    fn map_mmio(&self, phys: u64, len: u64, policy: CachePolicy) -> Result<IoMem, ServiceError> {
-        if len as usize > self.memory.len() * 4 {
-            return Err(ServiceError::BadRange);
-        }
-        // SAFETY: the leaked buffer stands in for the BAR and lives forever.
-        Ok(unsafe { IoMem::new(self.memory.as_ptr() as usize, phys, len as usize, policy) })
-    }
-    fn allocate_dma(&self, _len: usize) -> Result<DmaBuffer, ServiceError> {
-        Err(ServiceError::NoMemory)
-    }
-    fn allocate_msi(&self, _request: MsiRequest) -> Result<MsiVector, ServiceError> {
-        Err(ServiceError::MsiUnavailable)
-    }
-    fn free_msi(&self, _vector: MsiVector) {}
-    fn port_io(&self) -> Option<PortIo> {
-        None
-    }
-    fn cpu_count(&self) -> usize {
-        1
-    }
-    fn this_cpu(&self) -> usize {
-        0
-    }
-    fn wait_for_interrupt(&self, _timeout: Duration) {}
+/// Services whose one register block, at `phys`, is `bytes` of leaked host
+/// memory: the BAR holding the MSI-X table.
+fn services_with_bar(phys: u64, bytes: usize) -> (HostServices, usize) {
+    let block = std::boxed::Box::leak(std::vec![0u8; bytes].into_boxed_slice());
+    let virt = block.as_ptr() as usize;
+    (HostServices::new(&DMA).with_registers(phys, block), virt)
 }
 
 #[test]
@@ -164,10 +142,8 @@ fn msix_entries_are_masked_programmed_and_enabled() {
     space.insert(a(0, 1, 0), f);
     let space = space.leak();
     let function = enumerate(space, 0, 0..=0).remove(0);
-    let services = FakeServices {
-        memory: std::boxed::Box::leak(std::vec![0u32; 0x1000].into_boxed_slice()),
-    };
-    let table = services.memory.as_ptr() as usize + 0x2000;
+    let (services, bar) = services_with_bar(0xfeb0_0000, 0x4000);
+    let table = bar + 0x2000;
     let msix = Msix::new(&function, &services).unwrap();
     assert_eq!(msix.entries(), 4);
     // SAFETY: reads of the leaked buffer standing in for the BAR.
@@ -210,9 +186,7 @@ fn a_table_outside_its_bar_is_refused() {
         .set(0x44, 0x0800);
     space.insert(a(0, 1, 0), f);
     let function = enumerate(space.leak(), 0, 0..=0).remove(0);
-    let services = FakeServices {
-        memory: std::boxed::Box::leak(std::vec![0u32; 0x400].into_boxed_slice()),
-    };
+    let (services, _) = services_with_bar(0xfeb0_0000, 0x1000);
     assert_eq!(
         Msix::new(&function, &services).err(),
         Some(MsixError::BadTableBar)

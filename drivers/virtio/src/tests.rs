@@ -3,43 +3,15 @@
 extern crate std;
 use crate::hal::{self, StratusHal};
 use core::ptr::NonNull;
-use core::time::Duration;
 use stratus_driver_api::dma::host::HostDma;
-use stratus_driver_api::{
-    CachePolicy, DmaBuffer, DriverServices, IoMem, MsiRequest, MsiVector, PortIo, ServiceError,
-};
+use stratus_driver_api::services::host::HostServices;
 use virtio_drivers::{BufferDirection, Hal};
 
 static DMA: HostDma = HostDma {
     outstanding: core::sync::atomic::AtomicUsize::new(0),
 };
 
-struct HostServices;
-
-impl DriverServices for HostServices {
-    fn map_mmio(&self, _phys: u64, _len: u64, _policy: CachePolicy) -> Result<IoMem, ServiceError> {
-        Err(ServiceError::BadRange)
-    }
-    fn allocate_dma(&self, len: usize) -> Result<DmaBuffer, ServiceError> {
-        DmaBuffer::new(&DMA, len).ok_or(ServiceError::NoMemory)
-    }
-    fn allocate_msi(&self, _request: MsiRequest) -> Result<MsiVector, ServiceError> {
-        Err(ServiceError::MsiUnavailable)
-    }
-    fn free_msi(&self, _vector: MsiVector) {}
-    fn port_io(&self) -> Option<PortIo> {
-        None
-    }
-    fn cpu_count(&self) -> usize {
-        1
-    }
-    fn this_cpu(&self) -> usize {
-        0
-    }
-    fn wait_for_interrupt(&self, _timeout: Duration) {}
-}
-
-static SERVICES: HostServices = HostServices;
+static SERVICES: HostServices = HostServices::new(&DMA);
 
 #[test]
 fn shared_buffers_are_bounced_in_the_direction_asked_and_given_back() {
