@@ -96,6 +96,12 @@ impl Kernel {
         &self.pci.block_devices
     }
 
+    /// The network interfaces the PCI drivers brought up, in enumeration
+    /// order.
+    pub fn net_devices(&self) -> &[alloc::sync::Arc<dyn stratus_driver_api::NetDevice>] {
+        &self.pci.net_devices
+    }
+
     /// The shared physical frame allocator.
     pub fn frames(&self) -> IrqSafeGuard<'static, FrameAllocator> {
         self.services.frames().lock()
