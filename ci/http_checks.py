@@ -21,8 +21,8 @@ import socket
 import subprocess
 import time
 
-# /bytes/N's body: byte i is BYTES_PATTERN[i % len] (drivers/netstack/src/http.rs).
-BYTES_PATTERN = bytes(range(256))
+# /bytes/N's body: byte i is i % 251 (drivers/netstack/src/http/mod.rs, BytePattern).
+BYTES_PATTERN = bytes(range(251))
 SIXTEEN_MIB = 16 << 20
 CURL_TIMEOUT = 240
 LOAD_REQUESTS = 2000
@@ -205,7 +205,7 @@ def hostile(port: int, log) -> str:
             continue
         last = _stats(port)
         if abs(last.get("heap_used", 1 << 40) - before["heap_used"]) <= HEAP_SLACK_BYTES \
-                and last.get("connections_open", 0) <= 1:
+                and last.get("active", 0) <= 1:
             log(f"after: heap_used {before['heap_used']} -> {last['heap_used']}, stats {last}")
             return ""
     return f"heap_used {before['heap_used']} before, {last.get('heap_used')} after (or connections left open): {last}"
