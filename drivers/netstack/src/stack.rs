@@ -156,6 +156,9 @@ impl NetStack {
                 address: v4.address(),
                 prefix: v4.prefix_len(),
             }),
+            // Another crate of the kernel may turn on smoltcp's IPv6.
+            #[allow(unreachable_patterns)]
+            _ => None,
         })
     }
 

@@ -229,17 +229,13 @@ fn find_head_end(bytes: &[u8]) -> Option<usize> {
 fn check_line_endings(bytes: &[u8]) -> Result<(), RequestError> {
     for (i, &byte) in bytes.iter().enumerate() {
         match byte {
-            b'\r' => {
-                if bytes.get(i + 1).is_some_and(|&next| next != b'\n') {
-                    return Err(RequestError::Malformed("bare CR"));
-                }
+            b'\r' if bytes.get(i + 1).is_some_and(|&next| next != b'\n') => {
+                return Err(RequestError::Malformed("bare CR"));
             }
-            b'\n' => {
-                if i == 0 || bytes[i - 1] != b'\r' {
-                    return Err(RequestError::Malformed("bare LF"));
-                }
+            b'\n' if i == 0 || bytes[i - 1] != b'\r' => {
+                return Err(RequestError::Malformed("bare LF"));
             }
-            b'\t' => {}
+            b'\r' | b'\n' | b'\t' => {}
             0..=0x1f | 0x7f => return Err(RequestError::Malformed("control byte")),
             _ => {}
         }

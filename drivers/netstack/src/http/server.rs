@@ -455,15 +455,12 @@ fn read_head(
                     stats.requests += 1;
                     let mut response = handler.respond(&head, stats);
                     let keep_alive = head.keep_alive && !response.close;
+                    let len = response.body.len();
                     if head.method == Method::Head {
+                        // The length a GET would get, and no body.
                         response.body = Body::Empty;
                     }
-                    let announced = if head.method == Method::Head {
-                        None
-                    } else {
-                        Some(response.body.len())
-                    };
-                    let outgoing = outgoing(response, keep_alive, announced);
+                    let outgoing = outgoing(response, keep_alive, len);
                     let body = head.content_length;
                     let head_len = head.head_len;
                     slot.input.drain(..head_len);
@@ -516,7 +513,7 @@ fn refuse(slot: &mut Slot, status: u16, now: Instant) -> Phase {
     slot.progress = now;
     let response = Response::error(status);
     let len = response.body.len();
-    Phase::Sending(outgoing(response, false, Some(len)))
+    Phase::Sending(outgoing(response, false, len))
 }
 
 /// What a reading connection does when no complete head is buffered.
@@ -559,8 +556,9 @@ fn waiting(
     Phase::Reading
 }
 
-/// The response head and body to send.
-fn outgoing(response: Response, keep_alive: bool, announced: Option<u64>) -> Outgoing {
+/// The response head and body to send; `len` is the Content-Length (a
+/// HEAD response announces it with an empty body).
+fn outgoing(response: Response, keep_alive: bool, len: u64) -> Outgoing {
     let mut head = alloc::string::String::with_capacity(160);
     let status = response.status;
     // Writing to a String cannot fail.
@@ -569,7 +567,6 @@ fn outgoing(response: Response, keep_alive: bool, announced: Option<u64>) -> Out
         "HTTP/1.1 {status} {}\r\nServer: stratus\r\n",
         reason(status)
     );
-    let len = announced.unwrap_or(response.body.len());
     let _ = write!(head, "Content-Length: {len}\r\n");
     if let Some(content_type) = response.content_type {
         let _ = write!(head, "Content-Type: {content_type}\r\n");
@@ -579,15 +576,11 @@ fn outgoing(response: Response, keep_alive: bool, announced: Option<u64>) -> Out
     }
     let connection = if keep_alive { "keep-alive" } else { "close" };
     let _ = write!(head, "Connection: {connection}\r\n\r\n");
-    let body_left = match announced {
-        Some(_) => response.body.len(),
-        None => 0,
-    };
     Outgoing {
         head: head.into_bytes(),
         head_sent: 0,
+        body_left: response.body.len(),
         body: response.body,
-        body_left,
         body_sent: 0,
         keep_alive,
     }
