@@ -18,6 +18,12 @@ use stratus_driver_api::{DriverServices, NetDevice, clock};
 /// the device and the clock at least this often.
 pub const MAX_SLEEP: Duration = Duration::from_millis(500);
 
+/// The longest wait for transmit room when the device refused a frame and
+/// smoltcp wants to send at once: a driver without transmit-completion
+/// interrupts frees descriptors when asked, so the stack asks again this
+/// often.
+pub const TX_BLOCKED_WAIT: Duration = Duration::from_millis(1);
+
 /// How far the stack's clock advances per poll while the kernel's clock
 /// does not run yet (so timers still expire, slowly).
 const FALLBACK_TICK_MICROS: u64 = 1_000;
@@ -274,16 +280,18 @@ impl NetStack {
     /// longer than [`MAX_SLEEP`]), halting the CPU between interrupts.
     /// True when woken by the device.
     pub fn wait(&mut self, services: &dyn DriverServices, limit: Duration) -> bool {
-        let delay = self
-            .poll_delay()
-            .unwrap_or(MAX_SLEEP)
-            .min(limit)
-            .min(MAX_SLEEP);
+        let tx_blocked = self.device.tx_blocked();
+        let mut delay = self.poll_delay().unwrap_or(MAX_SLEEP).min(MAX_SLEEP);
+        if tx_blocked && delay < TX_BLOCKED_WAIT && !self.device.budget_exhausted() {
+            // smoltcp wants to send now, and the device has no room: wait
+            // for a transmit completion (or a frame) instead of spinning.
+            delay = TX_BLOCKED_WAIT;
+        }
+        let delay = delay.min(limit);
         if delay.is_zero() {
             return true;
         }
         let device = self.device.device().as_ref();
-        let tx_blocked = self.device.tx_blocked();
         services.wait_until(delay, &mut || {
             device.receive_pending() || (tx_blocked && device.can_transmit())
         })

@@ -590,3 +590,90 @@ fn dhcp_mode_asks_for_a_lease() {
     let udp = 14 + usize::from(frame[14] & 0x0f) * 4;
     assert_eq!(&frame[udp..udp + 4], &[0, 68, 0, 67]);
 }
+
+/// The server as a kernel runs it: `poll_once` in a loop, sleeping in
+/// `DriverServices::wait_until` (the host fake) between events, on its
+/// own thread; the client on this one.
+#[test]
+fn the_run_loop_sleeps_between_events() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use stratus_driver_api::dma::host::HostDma;
+    use stratus_driver_api::services::host::HostServices;
+
+    static DMA: HostDma = HostDma {
+        outstanding: std::sync::atomic::AtomicUsize::new(0),
+    };
+    static SERVICES: HostServices = HostServices::new(&DMA);
+    static STOP: AtomicBool = AtomicBool::new(false);
+    static ROUNDS: AtomicU64 = AtomicU64::new(0);
+    host_clock();
+    let (server_nic, client_nic) = wire();
+    let server_thread = std::thread::spawn(move || {
+        let mut stack = NetStack::new(server_nic, address(SERVER));
+        let mut server = HttpServer::new(Limits::DEFAULT, routes as Routes);
+        let start = Instant::now();
+        while !STOP.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(30) {
+            stack.poll_once(&SERVICES, &mut server);
+            ROUNDS.fetch_add(1, Ordering::SeqCst);
+        }
+        server.stats()
+    });
+    let mut client = NetStack::new(client_nic, address(CLIENT));
+    let socket = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 64 * 1024]),
+        tcp::SocketBuffer::new(vec![0; 4096]),
+    );
+    let conn = client.add_socket(socket);
+    let (iface, sockets) = client.parts();
+    sockets
+        .get_mut::<tcp::Socket>(conn)
+        .connect(iface.context(), (IpAddress::Ipv4(SERVER), 80), 45_000)
+        .unwrap();
+    let request = b"GET /bytes/1048576 HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut sent = false;
+    let mut body = Vec::new();
+    let mut head_len = None;
+    let start = Instant::now();
+    while body.len() < (1 << 20) + head_len.unwrap_or(usize::MAX / 2) {
+        assert!(start.elapsed() < Duration::from_secs(20), "timed out");
+        client.poll();
+        let socket = client.sockets().get_mut::<tcp::Socket>(conn);
+        if !sent && socket.can_send() {
+            assert_eq!(socket.send_slice(request).unwrap(), request.len());
+            sent = true;
+        }
+        while socket.can_recv() {
+            socket
+                .recv(|data| {
+                    body.extend_from_slice(data);
+                    (data.len(), ())
+                })
+                .unwrap();
+        }
+        if head_len.is_none() {
+            head_len = body
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|p| p + 4);
+        }
+        client.poll();
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    let head_len = head_len.unwrap();
+    assert!(body.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(
+        body[head_len..]
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == BytePattern::byte_at(i as u64))
+    );
+    // Idle with a keep-alive connection open: the loop sleeps until the
+    // timer, it does not spin.
+    let before = ROUNDS.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(1200));
+    let idle_rounds = ROUNDS.load(Ordering::SeqCst) - before;
+    STOP.store(true, Ordering::SeqCst);
+    let stats = server_thread.join().unwrap();
+    assert!(idle_rounds <= 10, "{idle_rounds} rounds in 1.2 s of idling");
+    assert_eq!(stats.requests, 1);
+}

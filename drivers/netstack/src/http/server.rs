@@ -435,6 +435,16 @@ fn drive(
             }
         };
     }
+    // A client that stops reading its response (or sending its body) holds
+    // a socket: reclaim it once it made no progress for the idle timeout.
+    if matches!(slot.phase, Phase::Sending(_) | Phase::Discarding { .. })
+        && now >= slot.progress + duration(limits.idle_timeout)
+    {
+        stats.timeouts += 1;
+        log::debug!(target: "http", "http: connection stalled, reset");
+        socket.abort();
+        slot.phase = Phase::Aborted;
+    }
 }
 
 /// Reads into the slot's input and parses; the phase that follows a
