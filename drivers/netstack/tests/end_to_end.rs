@@ -284,6 +284,8 @@ impl Net {
             }
             !socket.may_recv()
         });
+        // As a client does: close its side too.
+        self.socket(handle).close();
     }
 
     fn get(&mut self, handle: SocketHandle, path: &str) -> Reply {
@@ -676,4 +678,119 @@ fn the_run_loop_sleeps_between_events() {
     let stats = server_thread.join().unwrap();
     assert!(idle_rounds <= 10, "{idle_rounds} rounds in 1.2 s of idling");
     assert_eq!(stats.requests, 1);
+}
+
+#[test]
+fn sixteen_mebibytes_arrive_intact() {
+    let mut net = Net::new(Limits::DEFAULT);
+    let conn = net.connect();
+    let reply = net.get(conn, "/bytes/16777216");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body.len(), 16 << 20);
+    let bad = reply
+        .body
+        .iter()
+        .enumerate()
+        .position(|(i, b)| *b != BytePattern::byte_at(i as u64));
+    assert_eq!(bad, None);
+    assert_eq!(net.stats().drops, 0);
+}
+
+#[test]
+fn a_client_that_stops_reading_is_reclaimed() {
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(200),
+        ..Limits::DEFAULT
+    };
+    let mut net = Net::new(limits);
+    let conn = net.connect();
+    net.send(conn, b"GET /bytes/16777216 HTTP/1.1\r\nHost: a\r\n\r\n");
+    // Never read: both windows fill, the server makes no progress.
+    net.until("the reset", |net| {
+        net.socket(conn).state() == tcp::State::Closed
+    });
+    assert_eq!(net.stats().timeouts, 1);
+    net.until("the slot to be free", |net| net.stats().active == 0);
+}
+
+#[test]
+fn ping_and_udp() {
+    use stratus_netstack::smoltcp::phy::ChecksumCapabilities;
+    use stratus_netstack::smoltcp::socket::{icmp, udp};
+    use stratus_netstack::smoltcp::wire::{Icmpv4Packet, Icmpv4Repr};
+
+    let mut net = Net::new(Limits::DEFAULT);
+    // ICMP echo: the server's interface answers by itself.
+    let mut socket = icmp::Socket::new(
+        icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 4], vec![0; 1024]),
+        icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 4], vec![0; 1024]),
+    );
+    socket.bind(icmp::Endpoint::Ident(0x5354)).unwrap();
+    let ping = net.client.add_socket(socket);
+    let request = Icmpv4Repr::EchoRequest {
+        ident: 0x5354,
+        seq_no: 7,
+        data: b"stratus ping",
+    };
+    {
+        let socket = net.client.sockets().get_mut::<icmp::Socket>(ping);
+        let buffer = socket
+            .send(request.buffer_len(), IpAddress::Ipv4(SERVER))
+            .unwrap();
+        let mut packet = Icmpv4Packet::new_unchecked(buffer);
+        request.emit(&mut packet, &ChecksumCapabilities::default());
+    }
+    let mut reply = None;
+    net.until("the echo reply", |net| {
+        let socket = net.client.sockets().get_mut::<icmp::Socket>(ping);
+        if let Ok((data, from)) = socket.recv() {
+            let packet = Icmpv4Packet::new_checked(data).unwrap();
+            let repr = Icmpv4Repr::parse(&packet, &ChecksumCapabilities::default()).unwrap();
+            if let Icmpv4Repr::EchoReply {
+                ident,
+                seq_no,
+                data,
+            } = repr
+            {
+                reply = Some((ident, seq_no, data.to_vec(), from));
+            }
+        }
+        reply.is_some()
+    });
+    assert_eq!(
+        reply,
+        Some((0x5354, 7, b"stratus ping".to_vec(), IpAddress::Ipv4(SERVER)))
+    );
+    // UDP: an echo socket on the server's stack.
+    let udp_socket = || {
+        udp::Socket::new(
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 2048]),
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 2048]),
+        )
+    };
+    let mut echo = udp_socket();
+    echo.bind(7).unwrap();
+    let echo = net.server_stack.add_socket(echo);
+    let mut client = udp_socket();
+    client.bind(5000).unwrap();
+    let client = net.client.add_socket(client);
+    net.client
+        .sockets()
+        .get_mut::<udp::Socket>(client)
+        .send_slice(b"datagram", (IpAddress::Ipv4(SERVER), 7))
+        .unwrap();
+    let mut answer = Vec::new();
+    net.until("the UDP echo", |net| {
+        let server = net.server_stack.sockets().get_mut::<udp::Socket>(echo);
+        if let Ok((data, meta)) = server.recv() {
+            let data = data.to_vec();
+            server.send_slice(&data, meta.endpoint).unwrap();
+        }
+        let socket = net.client.sockets().get_mut::<udp::Socket>(client);
+        if let Ok((data, _)) = socket.recv() {
+            answer = data.to_vec();
+        }
+        !answer.is_empty()
+    });
+    assert_eq!(answer, b"datagram");
 }
