@@ -794,3 +794,28 @@ fn ping_and_udp() {
     });
     assert_eq!(answer, b"datagram");
 }
+
+#[test]
+fn many_pipelined_requests_and_100_continue() {
+    let mut net = Net::new(Limits::DEFAULT);
+    let conn = net.connect();
+    let mut requests = String::new();
+    for n in 0..20 {
+        requests.push_str(&format!("GET /bytes/{n} HTTP/1.1\r\nHost: a\r\n\r\n"));
+    }
+    net.send(conn, requests.as_bytes());
+    for n in 0..20 {
+        let reply = net.response(conn);
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.body.len(), n);
+    }
+    // A client that waits for 100 Continue before its body.
+    net.send(
+        conn,
+        b"PUT /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+    );
+    assert_eq!(net.response(conn).status, 100);
+    net.send(conn, b"abc");
+    assert_eq!(net.response(conn).status, 405);
+    assert_eq!(net.get(conn, "/").status, 200);
+}

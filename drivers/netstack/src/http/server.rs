@@ -29,6 +29,9 @@ const REQUESTS_PER_POLL: usize = 8;
 /// at most two contiguous pieces.
 const CHUNKS_PER_POLL: usize = 3;
 
+/// The interim response to `Expect: 100-continue`.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 /// How long a connection the server closed may take to finish closing.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -69,6 +72,9 @@ struct Slot {
     head_started: Option<Instant>,
     /// Whether the socket listened at the end of the last poll.
     was_listening: bool,
+    /// Whether the slot stopped with work left (pipelined requests beyond
+    /// [`REQUESTS_PER_POLL`]): poll again at once.
+    again: bool,
 }
 
 /// The HTTP/1.1 server: a fixed set of sockets on [`Limits::port`], the
@@ -145,6 +151,7 @@ impl<H: Handler> HttpServer<H> {
                 progress: now,
                 head_started: None,
                 was_listening: false,
+                again: false,
             });
         }
         log::info!(
@@ -294,12 +301,16 @@ fn relisten(slot: &mut Slot, socket: &mut tcp::Socket<'static>, limits: &Limits,
 
 fn reset_slot(slot: &mut Slot, now: Instant) {
     slot.phase = Phase::Listening;
+    slot.again = false;
     slot.input = Vec::new();
     slot.progress = now;
     slot.head_started = None;
 }
 
 fn deadline(slot: &Slot, limits: &Limits) -> Option<Instant> {
+    if slot.again {
+        return Some(Instant::ZERO);
+    }
     let idle = slot.progress + duration(limits.idle_timeout);
     match slot.phase {
         Phase::Listening => None,
@@ -323,14 +334,24 @@ fn drive(
     stats: &mut Stats,
 ) {
     let mut requests = 0;
-    // Each pass either completes a phase or stops for want of data or room;
-    // the bound keeps one connection from taking the whole poll.
-    for _ in 0..REQUESTS_PER_POLL * 3 {
+    let mut passes = 0;
+    slot.again = false;
+    // Each pass either completes a phase or stops (break) for want of data
+    // or room; the bound keeps one connection from taking the whole poll,
+    // and `again` has the next poll come at once.
+    loop {
+        if passes == REQUESTS_PER_POLL * 3 {
+            slot.again = true;
+            break;
+        }
+        passes += 1;
         let phase = core::mem::replace(&mut slot.phase, Phase::Aborted);
         slot.phase = match phase {
             Phase::Reading => {
                 if requests == REQUESTS_PER_POLL {
+                    // More may wait in the buffer: the next poll goes on.
                     slot.phase = Phase::Reading;
+                    slot.again = true;
                     break;
                 }
                 match read_head(slot, socket, now, limits, handler, stats) {
@@ -473,9 +494,20 @@ fn read_head(
                     let outgoing = outgoing(response, keep_alive, len);
                     let body = head.content_length;
                     let head_len = head.head_len;
+                    let expects_continue = body > 0
+                        && head
+                            .header("expect")
+                            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
                     slot.input.drain(..head_len);
                     slot.head_started = None;
                     slot.progress = now;
+                    if expects_continue
+                        && socket.send_capacity() - socket.send_queue() >= CONTINUE.len()
+                    {
+                        // The client waits for this before it sends the
+                        // body (or for its own timeout when it is missing).
+                        let _ = socket.send_slice(CONTINUE);
+                    }
                     return Some(if body > 0 {
                         Phase::Discarding {
                             left: body,
