@@ -174,7 +174,7 @@ impl phy::TxToken for TxToken<'_> {
             Err(NetError::Device(name)) => {
                 self.counters.tx_dropped += 1;
                 self.counters.device_errors += 1;
-                log::debug!(target: "net", "net: transmit error {name}");
+                log::debug!(target: "net", "transmit error {name}");
             }
         }
         result
@@ -201,7 +201,7 @@ impl phy::Device for DeviceAdapter {
                 Err(NetError::Busy) | Err(NetError::LinkDown) => return None,
                 Err(NetError::Device(name)) => {
                     self.counters.device_errors += 1;
-                    log::debug!(target: "net", "net: receive error {name}");
+                    log::debug!(target: "net", "receive error {name}");
                     return None;
                 }
             }

@@ -3,7 +3,9 @@
 
 use crate::config::{Ipv4Cidr, NetConfig};
 use crate::device::{DeviceAdapter, DeviceCounters};
+use alloc::boxed::Box;
 use alloc::sync::Arc;
+use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::Ipv4Addr;
@@ -23,6 +25,9 @@ pub const MAX_SLEEP: Duration = Duration::from_millis(500);
 /// interrupts frees descriptors when asked, so the stack asks again this
 /// often.
 pub const TX_BLOCKED_WAIT: Duration = Duration::from_millis(1);
+
+/// The largest DHCP answer whose options the stack reads (the lease time).
+const DHCP_PACKET_BYTES: usize = 1500;
 
 /// How far the stack's clock advances per poll while the kernel's clock
 /// does not run yet (so timers still expire, slowly).
@@ -90,7 +95,9 @@ impl NetStack {
     /// An interface on `device` with the device's MAC address, configured
     /// as `config` says: a static address at once, or a DHCP client that
     /// configures the interface when a lease arrives (logged as
-    /// `net: dhcp lease ...`).
+    /// `net: dhcp lease ...`). With DHCP, 1.5 KiB for the server's answer
+    /// stay allocated after the stack is dropped (stacks live as long as
+    /// the kernel).
     pub fn new(device: Arc<dyn NetDevice>, config: NetConfig) -> Self {
         let mac = device.mac();
         let mut adapter = DeviceAdapter::new(device);
@@ -103,7 +110,15 @@ impl NetStack {
         let mut dhcp = None;
         match config {
             NetConfig::Dhcp => {
-                dhcp = Some(sockets.add(dhcpv4::Socket::new()));
+                let mut socket = dhcpv4::Socket::new();
+                // Where the socket keeps the server's last answer, so the
+                // lease time can be read from it. The socket set holds
+                // 'static borrows: 1.5 KiB per stack, made once, kept for
+                // the stack's (the kernel's) lifetime.
+                socket.set_receive_packet_buffer(Box::leak(
+                    vec![0; DHCP_PACKET_BYTES].into_boxed_slice(),
+                ));
+                dhcp = Some(sockets.add(socket));
             }
             NetConfig::Static { address, gateway } => {
                 set_address(&mut iface, Some(address), gateway);
@@ -112,9 +127,9 @@ impl NetStack {
         let name = adapter.device().name();
         log::info!(
             target: "net",
-            "net: {} mac {} mtu {} link {} config {}",
+            "{} mac {} mtu {} link {} config {}",
             name,
-            EthernetAddress(mac),
+            MacAddress(mac),
             adapter.device().mtu(),
             if adapter.device().link_up() { "up" } else { "down" },
             config
@@ -252,11 +267,11 @@ impl NetStack {
         };
         match lease {
             Some(lease) => {
-                log::info!(target: "net", "net: dhcp lease {lease}");
+                log::info!(target: "net", "dhcp lease {lease}");
                 set_address(&mut self.iface, Some(lease.address), lease.gateway);
             }
             None => {
-                log::warn!(target: "net", "net: dhcp lease lost, asking again");
+                log::warn!(target: "net", "dhcp lease lost, asking again");
                 set_address(&mut self.iface, None, None);
             }
         }
@@ -329,6 +344,16 @@ fn set_address(iface: &mut Interface, address: Option<Ipv4Cidr>, gateway: Option
     if let Some(gateway) = gateway {
         // Fails only when the route table is full; it was just emptied.
         let _ = routes.add_default_ipv4_route(gateway);
+    }
+}
+
+/// A MAC address as `52:54:00:12:34:56`.
+struct MacAddress([u8; 6]);
+
+impl fmt::Display for MacAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
     }
 }
 

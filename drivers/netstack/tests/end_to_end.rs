@@ -819,3 +819,129 @@ fn many_pipelined_requests_and_100_continue() {
     assert_eq!(net.response(conn).status, 405);
     assert_eq!(net.get(conn, "/").status, 200);
 }
+
+// ----------------------------------------------------- a tiny DHCP server
+
+fn ones_complement(data: &[u8], mut sum: u32) -> u16 {
+    for pair in data.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// The DHCP message type and transaction id of a client's frame, if it is
+/// a DHCP request (Ethernet, IPv4, UDP 68 -> 67).
+fn dhcp_message(frame: &[u8]) -> Option<(u8, [u8; 4])> {
+    if frame.get(12..14)? != [8, 0] || *frame.get(23)? != 17 {
+        return None;
+    }
+    let udp = 14 + usize::from(frame[14] & 0x0f) * 4;
+    if frame.get(udp..udp + 4)? != [0, 68, 0, 67] {
+        return None;
+    }
+    let bootp = &frame[udp + 8..];
+    let xid = bootp.get(4..8)?.try_into().ok()?;
+    let mut options = bootp.get(240..)?;
+    while let [code, len, rest @ ..] = options {
+        if *code == 53 {
+            return Some((*rest.first()?, xid));
+        }
+        options = rest.get(usize::from(*len)..)?;
+    }
+    None
+}
+
+/// An OFFER (2) or ACK (5) for 10.0.2.15/24 from 10.0.2.2.
+fn dhcp_reply(kind: u8, xid: [u8; 4], client_mac: [u8; 6]) -> Vec<u8> {
+    let mut bootp = vec![2, 1, 6, 0];
+    bootp.extend_from_slice(&xid);
+    bootp.extend_from_slice(&[0; 4]); // secs, flags
+    bootp.extend_from_slice(&[0; 4]); // ciaddr
+    bootp.extend_from_slice(&SERVER.octets()); // yiaddr
+    bootp.extend_from_slice(&CLIENT.octets()); // siaddr
+    bootp.extend_from_slice(&[0; 4]); // giaddr
+    bootp.extend_from_slice(&client_mac);
+    bootp.resize(236, 0);
+    bootp.extend_from_slice(&[99, 130, 83, 99]);
+    bootp.extend_from_slice(&[53, 1, kind]);
+    bootp.extend_from_slice(&[54, 4, 10, 0, 2, 2]);
+    bootp.extend_from_slice(&[51, 4, 0, 1, 0x51, 0x80]); // 86400 s
+    bootp.extend_from_slice(&[1, 4, 255, 255, 255, 0]);
+    bootp.extend_from_slice(&[3, 4, 10, 0, 2, 2]);
+    bootp.extend_from_slice(&[6, 4, 10, 0, 2, 3]);
+    bootp.push(255);
+    let udp_len = 8 + bootp.len();
+    let mut udp = vec![0, 67, 0, 68, (udp_len >> 8) as u8, udp_len as u8, 0, 0];
+    udp.extend_from_slice(&bootp);
+    let mut pseudo = CLIENT.octets().to_vec();
+    pseudo.extend_from_slice(&[255, 255, 255, 255, 0, 17]);
+    pseudo.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    let mut sum = 0u32;
+    for pair in pseudo.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    let check = ones_complement(&udp, sum);
+    udp[6..8].copy_from_slice(&check.to_be_bytes());
+    let total = 20 + udp.len();
+    let mut ip = vec![
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ];
+    ip.extend_from_slice(&CLIENT.octets());
+    ip.extend_from_slice(&[255, 255, 255, 255]);
+    let check = ones_complement(&ip, 0);
+    ip[10..12].copy_from_slice(&check.to_be_bytes());
+    let mut frame = vec![0xff; 6];
+    frame.extend_from_slice(&[0x52, 0x54, 0, 0x65, 0x43, 0x21, 8, 0]);
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(&udp);
+    frame
+}
+
+#[test]
+fn a_dhcp_lease_configures_the_interface() {
+    host_clock();
+    let (server_nic, client_nic) = wire();
+    let mac = server_nic.mac();
+    let mut stack = NetStack::new(server_nic, NetConfig::Dhcp);
+    let start = Instant::now();
+    while stack.lease().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20), "no lease");
+        stack.poll();
+        let mut frame = [0u8; 1514];
+        while let Some(len) = client_nic.receive(&mut frame).unwrap() {
+            match dhcp_message(&frame[..len]) {
+                Some((1, xid)) => client_nic.transmit(&dhcp_reply(2, xid, mac)).unwrap(),
+                Some((3, xid)) => client_nic.transmit(&dhcp_reply(5, xid, mac)).unwrap(),
+                _ => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let lease = stack.lease().unwrap();
+    assert_eq!(
+        lease.to_string(),
+        "10.0.2.15/24 gateway 10.0.2.2 dns 10.0.2.3 lease_s=86400 server 10.0.2.2"
+    );
+    assert_eq!(
+        stack.address(),
+        Some(Ipv4Cidr {
+            address: SERVER,
+            prefix: 24
+        })
+    );
+    assert_eq!(stack.gateway(), Some(CLIENT));
+}

@@ -156,7 +156,7 @@ impl<H: Handler> HttpServer<H> {
         }
         log::info!(
             target: "http",
-            "http: serving port {} max_connections={} max_head={} max_body={} idle_s={}",
+            "serving port {} max_connections={} max_head={} max_body={} idle_s={}",
             self.limits.port,
             self.limits.max_connections,
             self.limits.max_head_bytes,
@@ -198,7 +198,7 @@ impl<H: Handler> HttpServer<H> {
         let refused = new_syns.saturating_sub(accepted);
         if refused > 0 {
             self.stats.refused += refused;
-            log::debug!(target: "http", "http: refused {refused} connections (all busy)");
+            log::debug!(target: "http", "refused {refused} connections (all busy)");
         }
         self.stats.active = self
             .slots
@@ -294,7 +294,7 @@ fn service(
 fn relisten(slot: &mut Slot, socket: &mut tcp::Socket<'static>, limits: &Limits, now: Instant) {
     reset_slot(slot, now);
     if let Err(error) = socket.listen(limits.port) {
-        log::warn!(target: "http", "http: cannot listen on port {}: {error:?}", limits.port);
+        log::warn!(target: "http", "cannot listen on port {}: {error:?}", limits.port);
         slot.phase = Phase::Aborted;
     }
 }
@@ -409,7 +409,7 @@ fn drive(
                 }
                 match send(&mut response, socket, stats) {
                     Err(()) => {
-                        log::warn!(target: "http", "http: response body ended early");
+                        log::warn!(target: "http", "response body ended early");
                         socket.abort();
                         slot.phase = Phase::Aborted;
                         break;
@@ -462,7 +462,7 @@ fn drive(
         && now >= slot.progress + duration(limits.idle_timeout)
     {
         stats.timeouts += 1;
-        log::debug!(target: "http", "http: connection stalled, reset");
+        log::debug!(target: "http", "connection stalled, reset");
         socket.abort();
         slot.phase = Phase::Aborted;
     }
@@ -520,7 +520,7 @@ fn read_head(
                 Ok(None) => {}
                 Err(error) => {
                     stats.errors += 1;
-                    log::debug!(target: "http", "http: {error}, answering {}", error.status());
+                    log::debug!(target: "http", "{error}, answering {}", error.status());
                     return Some(refuse(slot, error.status(), now));
                 }
             }
