@@ -142,7 +142,9 @@ impl<H: Handler> HttpServer<H> {
             let tx = tcp::SocketBuffer::new(vec![0; self.limits.tx_buffer_bytes.max(64)]);
             let mut socket = tcp::Socket::new(rx, tx);
             socket.set_nagle_enabled(false);
-            socket.set_timeout(Some(duration(self.limits.idle_timeout)));
+            // smoltcp resets a connection whose peer stopped answering;
+            // later than the server's own idle checks, which count it.
+            socket.set_timeout(Some(duration(self.limits.idle_timeout.saturating_mul(2))));
             let handle = stack.add_socket(socket);
             self.slots.push(Slot {
                 handle,
