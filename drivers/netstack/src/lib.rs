@@ -20,15 +20,15 @@
 //! # extern crate alloc;
 //! # use alloc::{format, sync::Arc};
 //! # use stratus_driver_api::{DriverServices, NetDevice};
-//! use stratus_netstack::http::{HttpServer, Limits, RequestHead, Response, Stats, bytes_route};
+//! use stratus_netstack::http::{Context, HttpServer, Limits, RequestHead, Response, bytes_route};
 //! use stratus_netstack::{NetConfig, NetStack};
 //!
 //! fn serve(device: Arc<dyn NetDevice>, services: &dyn DriverServices, words: &[&str]) -> ! {
 //!     let config = NetConfig::from_words(words.iter().copied()).unwrap_or(NetConfig::Dhcp);
 //!     let mut stack = NetStack::new(device, config);
-//!     let routes = |request: &RequestHead<'_>, stats: &Stats| match request.path() {
-//!         "/" => Response::text(200, "stratus: ready\n"),
-//!         "/stats" => Response::text(200, format!("{stats}\n")),
+//!     let routes = |request: &RequestHead<'_>, cx: &Context<'_>| match request.path() {
+//!         "/" => Response::text(200, format!("stratus: ready {}\n", cx.net)),
+//!         "/stats" => Response::text(200, format!("{}\n", cx.stats)),
 //!         path => match bytes_route(path, 1 << 30) {
 //!             Some(Ok(len)) => Response::bytes(len),
 //!             Some(Err(())) => Response::error(400),
@@ -57,4 +57,4 @@ pub mod stack;
 pub use config::{ConfigError, Ipv4Cidr, NetConfig};
 pub use device::DeviceCounters;
 pub use smoltcp;
-pub use stack::{Lease, NetApp, NetStack};
+pub use stack::{Lease, NetApp, NetInfo, NetStack};

@@ -72,6 +72,35 @@ impl fmt::Display for Lease {
     }
 }
 
+/// The interface as a handler may show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetInfo {
+    /// The MAC address.
+    pub mac: [u8; 6],
+    /// The MTU.
+    pub mtu: usize,
+    /// The address in force (`None` while DHCP waits).
+    pub address: Option<Ipv4Cidr>,
+    /// The default gateway in force.
+    pub gateway: Option<Ipv4Addr>,
+    /// The DHCP lease, if the address came from one.
+    pub lease: Option<Lease>,
+}
+
+impl fmt::Display for NetInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "mac {} mtu {}", MacAddress(self.mac), self.mtu)?;
+        match self.address {
+            Some(address) => write!(f, " address {address}")?,
+            None => f.write_str(" address none")?,
+        }
+        match self.gateway {
+            Some(gateway) => write!(f, " gateway {gateway}"),
+            None => f.write_str(" gateway none"),
+        }
+    }
+}
+
 /// Something the run loop serves after each poll of the interface: a
 /// server over the stack's sockets ([`crate::http::HttpServer`]).
 pub trait NetApp {
@@ -188,6 +217,17 @@ impl NetStack {
         match self.config {
             NetConfig::Static { gateway, .. } => gateway,
             NetConfig::Dhcp => self.lease.and_then(|lease| lease.gateway),
+        }
+    }
+
+    /// MAC, MTU, address, gateway and lease now.
+    pub fn info(&self) -> NetInfo {
+        NetInfo {
+            mac: self.device().mac(),
+            mtu: self.device().mtu(),
+            address: self.address(),
+            gateway: self.gateway(),
+            lease: self.lease,
         }
     }
 

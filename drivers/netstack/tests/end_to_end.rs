@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use stratus_driver_api::{NetDevice, NetError, clock};
 use stratus_netstack::http::{
-    BytePattern, HttpServer, Limits, Method, RequestHead, Response, Stats, bytes_route,
+    BytePattern, Context, HttpServer, Limits, Method, RequestHead, Response, Stats, bytes_route,
 };
 use stratus_netstack::smoltcp::iface::SocketHandle;
 use stratus_netstack::smoltcp::socket::tcp;
@@ -110,13 +110,14 @@ const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 const READY: &str = "stratus: ready arch=host\n";
 
-fn routes(request: &RequestHead<'_>, stats: &Stats) -> Response {
+fn routes(request: &RequestHead<'_>, cx: &Context<'_>) -> Response {
     if !matches!(request.method, Method::Get | Method::Head) {
         return Response::method_not_allowed("GET, HEAD");
     }
     match request.path() {
         "/" => Response::text(200, READY),
-        "/stats" => Response::text(200, format!("{stats}\n")),
+        "/stats" => Response::text(200, format!("{}\n", cx.stats)),
+        "/net" => Response::text(200, format!("{}\n", cx.net)),
         path => match bytes_route(path, 1 << 30) {
             Some(Ok(len)) => Response::bytes(len),
             Some(Err(())) => Response::error(400),
@@ -125,7 +126,7 @@ fn routes(request: &RequestHead<'_>, stats: &Stats) -> Response {
     }
 }
 
-type Routes = fn(&RequestHead<'_>, &Stats) -> Response;
+type Routes = fn(&RequestHead<'_>, &Context<'_>) -> Response;
 
 struct Net {
     server_stack: NetStack,
@@ -336,9 +337,14 @@ fn get_root_and_keep_alive() {
         net.socket(conn).may_recv(),
         "keep-alive closed the connection"
     );
+    let reply = net.get(conn, "/net");
+    assert_eq!(
+        reply.text(),
+        "mac 52:54:00:12:34:56 mtu 1500 address 10.0.2.15/24 gateway none\n"
+    );
     let reply = net.get(conn, "/nothing");
     assert_eq!(reply.status, 404);
-    assert_eq!(net.stats().requests, 3);
+    assert_eq!(net.stats().requests, 4);
     assert!(net.stats().frames_rx > 0 && net.stats().frames_tx > 0);
 }
 

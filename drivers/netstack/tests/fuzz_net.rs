@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use stratus_driver_api::{NetDevice, NetError};
 use stratus_netstack::http::{
-    HttpServer, Limits, RequestHead, Response, Stats, bytes_route, parse_request,
+    Context, HttpServer, Limits, RequestHead, Response, bytes_route, parse_request,
 };
 use stratus_netstack::{Ipv4Cidr, NetConfig, NetStack};
 
@@ -217,7 +217,7 @@ fn fuzz_net_frames() {
         max_connections: 2,
         ..Limits::DEFAULT
     };
-    let routes = |_: &RequestHead<'_>, _: &Stats| Response::text(200, "ok\n");
+    let routes = |_: &RequestHead<'_>, _: &Context<'_>| Response::text(200, "ok\n");
     let mut server = HttpServer::new(limits, routes);
     server.start(&mut stack);
     stratus_fuzz::fuzz("net-frames", &corpus, |frame| {

@@ -16,6 +16,7 @@ mod server;
 pub use request::{Method, RequestError, RequestHead, Version, parse_request};
 pub use server::HttpServer;
 
+use crate::stack::NetInfo;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
@@ -67,6 +68,15 @@ impl Limits {
         rx_buffer_bytes: 4 * 1024,
         tx_buffer_bytes: 32 * 1024,
     };
+}
+
+impl Limits {
+    /// Heap the server takes when it starts, for its sockets' buffers
+    /// (each connection's request buffer comes on top: up to
+    /// `max_head_bytes` while a head is read).
+    pub const fn socket_memory(&self) -> usize {
+        self.max_connections * (self.rx_buffer_bytes + self.tx_buffer_bytes)
+    }
 }
 
 impl Default for Limits {
@@ -317,20 +327,29 @@ impl fmt::Display for Stats {
     }
 }
 
+/// What a handler may show besides the request: the counters and the
+/// interface's configuration, as of this poll.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    /// The counters.
+    pub stats: &'a Stats,
+    /// The interface: MAC, address, gateway, lease.
+    pub net: &'a NetInfo,
+}
+
 /// The caller's routes.
 pub trait Handler {
-    /// Answers one request. `stats` are the counters as of this poll.
-    /// Called once per request, after the head is parsed and before its
-    /// body (if any) is read.
-    fn respond(&mut self, request: &RequestHead<'_>, stats: &Stats) -> Response;
+    /// Answers one request. Called once per request, after the head is
+    /// parsed and before its body (if any) is read.
+    fn respond(&mut self, request: &RequestHead<'_>, context: &Context<'_>) -> Response;
 }
 
 impl<F> Handler for F
 where
-    F: FnMut(&RequestHead<'_>, &Stats) -> Response,
+    F: FnMut(&RequestHead<'_>, &Context<'_>) -> Response,
 {
-    fn respond(&mut self, request: &RequestHead<'_>, stats: &Stats) -> Response {
-        self(request, stats)
+    fn respond(&mut self, request: &RequestHead<'_>, context: &Context<'_>) -> Response {
+        self(request, context)
     }
 }
 

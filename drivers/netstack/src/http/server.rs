@@ -11,8 +11,8 @@
 //! SYN with RST: connections beyond the limit are refused, never queued.
 
 use super::request::{Method, parse_request};
-use super::{Body, Handler, Limits, Response, Stats, reason};
-use crate::stack::{NetApp, NetStack};
+use super::{Body, Context, Handler, Limits, Response, Stats, reason};
+use crate::stack::{NetApp, NetInfo, NetStack};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write;
@@ -34,6 +34,12 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// How long a connection the server closed may take to finish closing.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The caller's handler with what it may show of the interface.
+struct Responder<'a> {
+    handler: &'a mut dyn Handler,
+    net: &'a NetInfo,
+}
 
 /// What a slot is doing.
 enum Phase {
@@ -174,6 +180,11 @@ impl<H: Handler> HttpServer<H> {
         self.start(stack);
         let now = stack.now();
         self.update_device_stats(stack);
+        let info = stack.info();
+        let mut responder = Responder {
+            handler: &mut self.handler,
+            net: &info,
+        };
         let mut next: Option<Instant> = None;
         for index in 0..self.slots.len() {
             let socket = stack
@@ -184,7 +195,7 @@ impl<H: Handler> HttpServer<H> {
                 socket,
                 now,
                 &self.limits,
-                &mut self.handler,
+                &mut responder,
                 &mut self.stats,
                 &mut self.accepted,
             );
@@ -242,7 +253,7 @@ fn service(
     socket: &mut tcp::Socket<'static>,
     now: Instant,
     limits: &Limits,
-    handler: &mut dyn Handler,
+    handler: &mut Responder<'_>,
     stats: &mut Stats,
     accepted: &mut u64,
 ) -> Option<Instant> {
@@ -332,7 +343,7 @@ fn drive(
     socket: &mut tcp::Socket<'static>,
     now: Instant,
     limits: &Limits,
-    handler: &mut dyn Handler,
+    handler: &mut Responder<'_>,
     stats: &mut Stats,
 ) {
     let mut requests = 0;
@@ -477,7 +488,7 @@ fn read_head(
     socket: &mut tcp::Socket<'static>,
     now: Instant,
     limits: &Limits,
-    handler: &mut dyn Handler,
+    handler: &mut Responder<'_>,
     stats: &mut Stats,
 ) -> Option<Phase> {
     // Parse what is buffered first (pipelined requests), then read.
@@ -486,7 +497,11 @@ fn read_head(
             match parse_request(&slot.input, limits) {
                 Ok(Some(head)) => {
                     stats.requests += 1;
-                    let mut response = handler.respond(&head, stats);
+                    let context = Context {
+                        stats,
+                        net: handler.net,
+                    };
+                    let mut response = handler.handler.respond(&head, &context);
                     let keep_alive = head.keep_alive && !response.close;
                     let len = response.body.len();
                     if head.method == Method::Head {

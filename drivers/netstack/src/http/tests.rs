@@ -239,3 +239,8 @@ fn stats_print_on_one_line() {
     assert!(line.ends_with(" heap_used=1024"));
     assert!(!line.contains('\n'));
 }
+
+#[test]
+fn the_default_limits_take_about_a_mebibyte_of_sockets() {
+    assert_eq!(Limits::DEFAULT.socket_memory(), 32 * 36 * 1024);
+}
