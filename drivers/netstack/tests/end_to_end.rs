@@ -151,7 +151,9 @@ impl Net {
         let (server_nic, client_nic) = wire();
         let server_stack = NetStack::new(server_nic, address(SERVER));
         let client = NetStack::new(client_nic, address(CLIENT));
-        let server = HttpServer::new(limits, routes as Routes).with_heap_probe(|| 4096);
+        let mut server_stack = server_stack;
+        let mut server = HttpServer::new(limits, routes as Routes).with_heap_probe(|| 4096);
+        server.start(&mut server_stack);
         Self {
             server_stack,
             server,
@@ -950,4 +952,64 @@ fn a_dhcp_lease_configures_the_interface() {
         })
     );
     assert_eq!(stack.gateway(), Some(CLIENT));
+}
+
+/// A TCP SYN to the server's port 80 from `from:port` at a MAC nobody
+/// answers for: a handshake that never completes.
+fn black_hole_syn(from: Ipv4Addr, port: u16) -> Vec<u8> {
+    let mut frame = vec![
+        0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x02, 0, 0, 0, 0, 0x99, 8, 0,
+    ];
+    let mut ip = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0];
+    ip.extend_from_slice(&from.octets());
+    ip.extend_from_slice(&SERVER.octets());
+    let check = ones_complement(&ip, 0);
+    ip[10..12].copy_from_slice(&check.to_be_bytes());
+    let mut tcp = port.to_be_bytes().to_vec();
+    tcp.extend_from_slice(&[0, 80]); // destination port
+    tcp.extend_from_slice(&[0, 0, 0x10, 0]); // sequence number
+    tcp.extend_from_slice(&[0, 0, 0, 0]); // acknowledgment number
+    tcp.extend_from_slice(&[0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]); // SYN, window
+    let mut pseudo = from.octets().to_vec();
+    pseudo.extend_from_slice(&SERVER.octets());
+    pseudo.extend_from_slice(&[0, 6, 0, 20]);
+    let mut sum = 0u32;
+    for pair in pseudo.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    let check = ones_complement(&tcp, sum);
+    tcp[16..18].copy_from_slice(&check.to_be_bytes());
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(&tcp);
+    frame
+}
+
+#[test]
+fn half_open_handshakes_give_their_sockets_back() {
+    let limits = Limits {
+        max_connections: 2,
+        handshake_timeout: Duration::from_millis(200),
+        ..Limits::DEFAULT
+    };
+    let mut net = Net::new(limits);
+    let black_hole = Ipv4Addr::new(10, 0, 2, 99);
+    for port in [1000, 1001] {
+        net.client
+            .device()
+            .transmit(&black_hole_syn(black_hole, port))
+            .unwrap();
+    }
+    net.run_for(Duration::from_millis(20));
+    // Both sockets wait in their handshakes: a real client is refused.
+    let refused = net.start_connect();
+    net.until("the refusal", |net| {
+        net.socket(refused).state() == tcp::State::Closed
+    });
+    // After the handshake timeout the sockets listen again.
+    net.until("the half-open sockets to be reset", |net| {
+        net.stats().timeouts == 2
+    });
+    let conn = net.connect();
+    assert_eq!(net.get(conn, "/").status, 200);
+    assert!(net.stats().refused >= 1);
 }

@@ -46,6 +46,10 @@ pub struct Limits {
     /// A request head must arrive whole within this time of its first
     /// byte (408 otherwise).
     pub head_timeout: Duration,
+    /// A handshake (SYN to established) must end within this time, or its
+    /// socket, which the connection limit counts, is reset and listens
+    /// again.
+    pub handshake_timeout: Duration,
     /// Each socket's receive buffer in bytes.
     pub rx_buffer_bytes: usize,
     /// Each socket's transmit buffer in bytes (the data in flight, so the
@@ -55,7 +59,8 @@ pub struct Limits {
 
 impl Limits {
     /// Port 80, 32 connections, 8 KiB heads of at most 64 fields, bodies
-    /// up to 64 KiB, 15 s idle, 10 s per head, 4 KiB receive and 32 KiB
+    /// up to 64 KiB, 15 s idle, 10 s per head, 3 s per handshake, 4 KiB
+    /// receive and 32 KiB
     /// transmit buffers per socket (1.2 MiB of heap for all 32).
     pub const DEFAULT: Self = Self {
         port: 80,
@@ -65,6 +70,7 @@ impl Limits {
         max_body_bytes: 64 * 1024,
         idle_timeout: Duration::from_secs(15),
         head_timeout: Duration::from_secs(10),
+        handshake_timeout: Duration::from_secs(3),
         rx_buffer_bytes: 4 * 1024,
         tx_buffer_bytes: 32 * 1024,
     };

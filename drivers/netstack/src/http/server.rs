@@ -78,6 +78,8 @@ struct Slot {
     head_started: Option<Instant>,
     /// Whether the socket listened at the end of the last poll.
     was_listening: bool,
+    /// When the handshake of the connection being accepted began.
+    handshake: Option<Instant>,
     /// Whether the slot stopped with work left (pipelined requests beyond
     /// [`REQUESTS_PER_POLL`]): poll again at once.
     again: bool,
@@ -151,14 +153,22 @@ impl<H: Handler> HttpServer<H> {
             // smoltcp resets a connection whose peer stopped answering;
             // later than the server's own idle checks, which count it.
             socket.set_timeout(Some(duration(self.limits.idle_timeout.saturating_mul(2))));
+            // Listening at once, so that no SYN of the first poll is
+            // refused; a slot whose socket cannot listen tries again.
+            let phase = match socket.listen(self.limits.port) {
+                Ok(()) => Phase::Listening,
+                Err(_) => Phase::Aborted,
+            };
+            let was_listening = socket.is_listening();
             let handle = stack.add_socket(socket);
             self.slots.push(Slot {
                 handle,
-                phase: Phase::Aborted,
+                phase,
                 input: Vec::new(),
                 progress: now,
                 head_started: None,
-                was_listening: false,
+                was_listening,
+                handshake: None,
                 again: false,
             });
         }
@@ -279,7 +289,18 @@ fn service(
             }
             relisten(slot, socket, limits, now);
         }
-        (Phase::Listening, State::Listen | State::SynReceived) => {}
+        (Phase::Listening, State::Listen) => slot.handshake = None,
+        (Phase::Listening, State::SynReceived) => {
+            // A handshake the client never completes (a SYN flood, a lost
+            // peer) gives its socket back after the handshake timeout.
+            let start = *slot.handshake.get_or_insert(now);
+            if now >= start + duration(limits.handshake_timeout) {
+                stats.timeouts += 1;
+                socket.abort();
+                slot.phase = Phase::Aborted;
+                slot.progress = now;
+            }
+        }
         (Phase::Aborted, _) => {
             // The RST went out with the last poll.
             socket.abort();
@@ -288,6 +309,7 @@ fn service(
         (Phase::Listening, _) => {
             // A new connection.
             stats.connections += 1;
+            slot.handshake = None;
             slot.phase = Phase::Reading;
             slot.progress = now;
             slot.head_started = None;
@@ -314,6 +336,7 @@ fn relisten(slot: &mut Slot, socket: &mut tcp::Socket<'static>, limits: &Limits,
 
 fn reset_slot(slot: &mut Slot, now: Instant) {
     slot.phase = Phase::Listening;
+    slot.handshake = None;
     slot.again = false;
     slot.input = Vec::new();
     slot.progress = now;
@@ -326,7 +349,9 @@ fn deadline(slot: &Slot, limits: &Limits) -> Option<Instant> {
     }
     let idle = slot.progress + duration(limits.idle_timeout);
     match slot.phase {
-        Phase::Listening => None,
+        Phase::Listening => slot
+            .handshake
+            .map(|start| start + duration(limits.handshake_timeout)),
         Phase::Aborted => Some(slot.progress),
         Phase::Closing => Some(slot.progress + duration(CLOSE_TIMEOUT)),
         Phase::Reading => match slot.head_started {
