@@ -475,8 +475,8 @@ fn drive(
             }
             Phase::Closing => {
                 // Drop whatever the client still sends; wait for the close.
-                while socket.can_recv() {
-                    if socket.recv(|data| (data.len(), ())).is_err() {
+                for _ in 0..CHUNKS_PER_POLL {
+                    if !socket.can_recv() || socket.recv(|data| (data.len(), ())).is_err() {
                         break;
                     }
                 }
