@@ -166,6 +166,11 @@ NVME_TWO_NAMESPACES = [
     "-drive", "if=none,id=nv1,driver=null-co,size=16M,read-zeroes=on",
     "-device", "nvme-ns,drive=nv1,bus=nvc,nsid=2,logical_block_size=4096,physical_block_size=4096",
 ]
+# A virtio-net NIC on QEMU's user network (DHCP from 10.0.2.2), the guest's port 80 on
+# 127.0.0.1:{port} of the host only.
+USER_NET = ["-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:80",
+            "-device", "virtio-net-pci,netdev=net0"]
+NET_READY = r"^stratus: ready .*\bip=10\.0\.2\.15$"
 BRIDGED_SERIAL = ["-device", "pcie-root-port,id=rp1,chassis=1,slot=1",
                   "-device", "pci-serial,bus=rp1"]
 
@@ -208,6 +213,9 @@ IMAGES = {
     "nokaslr": ("exit=qemu nokaslr", "ok"),
     # A switch after byte 4096 of the command line must reach the kernel.
     "long-cmdline": ("pad=" + "x" * 5000 + " exit=qemu", "ok"),
+    "net-http": ("net=http", "ok"),
+    "net-static": ("net=http ip=10.0.2.15/24 gateway=10.0.2.2", "ok"),
+    "net-none": ("exit=qemu net=http", "ok"),
     "ready-vhd": ("exit=qemu", "ok", "vhd"),
     "ready-vmdk": ("exit=qemu", "ok", "vmdk"),
 }
@@ -514,6 +522,32 @@ CASES = [
                  r"batch=ok past_end=refused result=ok$",
                  r"^stratus: block devices=5 tested=3 left_alone=2 failed=0$", READY],
          forbid=KERNEL_TROUBLE + [r"result=failed"], exit="success", timeout=150),
+    # net=http: the NIC through our virtio-pci transport with MSI-X, a DHCP lease from
+    # QEMU's user network, then real clients on the forwarded port (ci/http_checks.py):
+    # curl (GET /, 16 MiB intact, /stats), ab (2000 keep-alive requests over 32
+    # connections, none failed), and hostile clients (malformed and oversized requests,
+    # abrupt disconnects, a connection flood) after which the server answers and its heap
+    # use is back where it was.
+    dict(name="net-http", image="net-http", extra=USER_NET,
+         expect=[r"virtio: virtio-net0 at .* MSI-X receive and transmit interrupts$",
+                 r"net: dhcp lease 10\.0\.2\.15/24 gateway 10\.0\.2\.2 ", NET_READY],
+         forbid=KERNEL_TROUBLE + [r"dhcp lease lost"], http=["basic", "load", "hostile"],
+         exit="kill", timeout=300),
+    # A static address from the command line instead of DHCP.
+    dict(name="net-static", image="net-static", arches=["x86_64"], extra=USER_NET,
+         expect=[r"net: virtio-net0 .* config static 10\.0\.2\.15/24 gateway 10\.0\.2\.2$",
+                 NET_READY],
+         forbid=KERNEL_TROUBLE + [r"net: dhcp"], http=["root"], exit="kill", timeout=150),
+    # No ITS: no MSIs, the NIC is polled, and still serves.
+    dict(name="net-polled", image="net-http", arches=["aarch64"],
+         machine="virt,gic-version=3,its=off", extra=USER_NET,
+         expect=[r"virtio: virtio-net0 at .* polled$", NET_READY],
+         forbid=KERNEL_TROUBLE, http=["root"], exit="kill", timeout=200),
+    # net=http on a machine without a NIC: said, and a failure status.
+    dict(name="net-none", image="net-none", extra=["-nic", "none"],  # virt adds a NIC otherwise
+         expect=[r"net: net=http: no network interface was found$",
+                 r"^stratus: ready .*\bip=none$"],
+         forbid=KERNEL_TROUBLE, exit="failure", timeout=90),
     dict(name="default-image", image="default", expect=[READY], forbid=KERNEL_TROUBLE,
          exit="kill", timeout=90),
     # `stratus-image run KERNEL`, the cargo runner: a temporary image, the same machine.

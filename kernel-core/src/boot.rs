@@ -129,10 +129,11 @@ impl Kernel {
     }
 
     /// The ready line with `extra` keys at its end (e.g. `ip=` once a
-    /// network lease is held), printed.
-    pub fn print_ready_line_with(&self, extra: &[(&str, &str)]) {
+    /// network lease is held), printed; its text is returned.
+    pub fn print_ready_line_with(&self, extra: &[(&str, &str)]) -> alloc::string::String {
         let line = self.ready_line(extra);
         logger::write_raw(format_args!("{line}\n"));
+        line
     }
 
     /// The ready line's text (without a newline), as it would be printed

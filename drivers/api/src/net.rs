@@ -70,4 +70,17 @@ pub trait NetDevice: Send + Sync {
     fn receive_interrupts(&self) -> bool {
         false
     }
+
+    /// Whether [`NetDevice::transmit`] would take a frame now (a transmit
+    /// descriptor is free). A stack asks before it builds a frame, keeps
+    /// the data queued while this says false, and sleeps with
+    /// [`crate::DriverServices::wait_until`] on it (and on
+    /// [`NetDevice::receive_pending`]): like that one it must be cheap and
+    /// callable with interrupts masked, and the driver reclaims finished
+    /// transmissions here or in its interrupt handler. The default says
+    /// true, for devices whose `transmit` never answers
+    /// [`NetError::Busy`].
+    fn can_transmit(&self) -> bool {
+        true
+    }
 }

@@ -67,6 +67,15 @@ impl PciFunction {
         );
     }
 
+    /// Enables memory decoding only (no DMA yet), so that the function's
+    /// registers and MSI-X table answer: firmware may leave it off (AAVMF
+    /// does for functions it did not use), and then every BAR reads as all
+    /// ones and writes are dropped.
+    pub fn enable_memory_space(&self) {
+        let command = self.config.read_u16(regs::COMMAND);
+        self.config.write_command(command | regs::COMMAND_MEMORY);
+    }
+
     /// Maps memory BAR `index` with the cache policy its prefetchable bit
     /// allows. `None` when the slot holds no memory BAR.
     pub fn map_bar(

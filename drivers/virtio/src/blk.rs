@@ -54,6 +54,8 @@ impl PciDriver for VirtioBlkDriver {
         let index = DEVICES.fetch_add(1, Ordering::Relaxed);
         let name = format!("virtio-blk{index}");
         let address = function.address;
+        // Registers and the MSI-X table must answer before they are set up.
+        function.enable_memory_space();
         let mut transport = ModernPciTransport::new(&function, services)?;
         let interrupts = match QueueInterrupts::set_up(
             &function,

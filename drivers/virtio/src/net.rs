@@ -71,6 +71,8 @@ impl PciDriver for VirtioNetDriver {
         hal::install(services);
         let index = DEVICES.fetch_add(1, Ordering::Relaxed);
         let name = format!("virtio-net{index}");
+        // Registers and the MSI-X table must answer before they are set up.
+        function.enable_memory_space();
         let mut transport = ModernPciTransport::new(&function, services)?;
         let config = transport.device_config();
         let interrupts = match QueueInterrupts::set_up(
@@ -352,6 +354,14 @@ impl NetDevice for VirtioNet {
 
     fn receive_interrupts(&self) -> bool {
         !self.polled
+    }
+
+    fn can_transmit(&self) -> bool {
+        let mut inner = self.inner.lock();
+        if inner.tx_free.is_empty() {
+            inner.reclaim_transmitted();
+        }
+        !inner.tx_free.is_empty()
     }
 }
 

@@ -13,7 +13,8 @@
 //! `bench=irq-latency`. Every-CPU checks (see `all_cpus`): `test=ipi-all`,
 //! `test=timer-all`, `test=irq-storm-all`, `test=power-off-cpu1`, and
 //! `bench=ipi-latency`. MSIs (see `msi_test`): `test=msi`. Disks (see
-//! `block_test`): `test=block`.
+//! `block_test`): `test=block`. Networking (see `net_http`): `net=http`
+//! (with `ip=` and `gateway=` for a static address).
 #![no_std]
 #![no_main]
 
@@ -28,6 +29,7 @@ mod all_cpus;
 mod block_test;
 mod interrupt_tests;
 mod msi_test;
+mod net_http;
 
 use platform::Kernel;
 use platform::kernel_core::__arch::{Arch, ExitStatus};
@@ -101,6 +103,11 @@ fn main(mut kernel: Kernel) -> ! {
         }
         Some("isa-irq") => interrupt_tests::isa_irq(<platform::Arch as Arch>::port_io()),
         Some(other) => log::warn!("unknown test '{other}' ignored"),
+        None => {}
+    }
+    match cmdline.get("net") {
+        Some("http") => net_http::serve(&kernel),
+        Some(other) => log::warn!("unknown net mode '{other}' ignored"),
         None => {}
     }
     kernel.print_ready_line();
