@@ -505,14 +505,39 @@ CASES = [
                 "-device", "nvme,serial=stratus-nvme1,drive=nv2",
                 "-drive", "if=none,id=vd0,format=raw,file={disk3}",
                 "-device", "virtio-blk-pci,drive=vd0"],
-         expect=[r"^stratus: block name=virtio-blk0 holds a partition table; left alone$",
+         expect=[r"^stratus: block name=virtio-blk0 holds a partition table \(GPT\); left alone$",
                  r"^stratus: block name=nvme0n1 block_size=512 .* pattern=ok batch=ok "
                  r"past_end=refused result=ok$",
                  r"^stratus: block name=nvme0n2 block_size=4096 .* result=ok$",
-                 r"^stratus: block name=nvme1n1 holds a partition table; left alone$",
+                 r"^stratus: block name=nvme1n1 holds a partition table \(MBR\); left alone$",
                  r"^stratus: block name=virtio-blk1 block_size=512 blocks=65536 .* pattern=ok "
                  r"batch=ok past_end=refused result=ok$",
                  r"^stratus: block devices=5 tested=3 left_alone=2 failed=0$", READY],
+         forbid=KERNEL_TROUBLE + [r"result=failed"], exit="success", timeout=150),
+    # The boot disk itself on NVMe, as AWS (and GCP's newer machines) attach it: the
+    # firmware boots from the NVMe namespace, the kernel's NVMe driver finds it and
+    # test=block leaves it alone, as it holds the GPT; a blank virtio-blk data disk beside
+    # it gets the pattern (test=block wants one disk tested). boot-virtio is the same
+    # with the roles swapped: the boot disk on virtio-blk, a blank NVMe data disk.
+    dict(name="boot-nvme", image="block", boot_disk="nvme", disks=[(16, "blank")],
+         extra=["-drive", "if=none,id=vd0,format=raw,file={disk0}",
+                "-device", "virtio-blk-pci,drive=vd0"],
+         expect=[HANDOFF,
+                 r"pci: 0000:00:[0-9a-f]{2}\.0 1b36:0010 class 01\.08\.02 \(NVMe\) -> nvme$",
+                 r'nvme: nvme0 model "QEMU NVMe Ctrl" serial "stratus-boot" fw "',
+                 r"disk nvme0n1: \d+ blocks of 512 bytes \(\d+ MiB\), [1-4] queue",
+                 r"^stratus: block name=nvme0n1 holds a partition table \(GPT\); left alone$",
+                 r"^stratus: block name=virtio-blk0 block_size=512 blocks=32768 .* result=ok$",
+                 r"^stratus: block devices=2 tested=1 left_alone=1 failed=0$", READY],
+         forbid=KERNEL_TROUBLE + [r"result=failed"], exit="success", timeout=150),
+    dict(name="boot-virtio", image="block", boot_disk="virtio", disks=[(16, "blank")],
+         extra=["-drive", "if=none,id=nv0,format=raw,file={disk0}",
+                "-device", "nvme,serial=stratus-data,drive=nv0"],
+         expect=[HANDOFF,
+                 r"pci: 0000:00:[0-9a-f]{2}\.0 1af4:10(01|42) class 01\.\S+ .* -> virtio-blk$",
+                 r"^stratus: block name=virtio-blk0 holds a partition table \(GPT\); left alone$",
+                 r"^stratus: block name=nvme0n1 block_size=512 blocks=32768 .* result=ok$",
+                 r"^stratus: block devices=2 tested=1 left_alone=1 failed=0$", READY],
          forbid=KERNEL_TROUBLE + [r"result=failed"], exit="success", timeout=150),
     dict(name="default-image", image="default", expect=[READY], forbid=KERNEL_TROUBLE,
          exit="kill", timeout=90),
@@ -569,6 +594,7 @@ class Case:
     arches: list[str] | None = None     # None: every architecture
     acpi_tables: list[str] = field(default_factory=list)   # names from SPCR_TABLES
     machine: str | None = None          # QEMU -M value instead of ci/qemu.py's default
+    boot_disk: str | None = None        # "nvme": the image on an NVMe namespace (default virtio-blk)
     # key -> (low, high): the last "key=N" on a "stratus: " line must lie in [low, high]
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
     # Data disks: (size in MiB, "blank" or "mbr"), created fresh for each run as raw files;
@@ -759,7 +785,7 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
                str(qemu.kernel_path(case.arch, "stratus-hello")), "--", *case_extra]
     else:
         cmd = qemu.qemu_command(case.arch, image, vars_path, serial="stdio", snapshot=True,
-                                fmt=fmt, machine=case.machine,
+                                fmt=fmt, machine=case.machine, boot_disk=case.boot_disk,
                                 extra=case_extra + acpi_table_args(case))
     # `timeout` is a second line of defence should this runner itself die or hang.
     cmd = ["timeout", "-k", "5", str(int(timeout) + 15), *cmd]
