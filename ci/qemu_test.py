@@ -478,9 +478,39 @@ CASES = [
                  r"disk nvme0n1: 131072 blocks of 512 bytes \(64 MiB\), [1-4] queue",
                  r"disk nvme0n2: 4096 blocks of 4096 bytes \(16 MiB\), [1-4] queue",
                  r"pci: 0000:00:[0-9a-f]{2}\.0 1b36:000c class 06\.04\.00 \(PCI bridge\) -> none$",
-                 r"pci: 0000:01:00\.0 1b36:0002 class 07\.00\.02 \(serial\) -> none$",
+                 r"pci: 0000:01:00\.0 1b36:0002 class 07\.00\.02 \(serial\) -> 16550$",
                  READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=120),
+    # A PCI serial card (QEMU's pci-serial, 1b36:0002: one I/O BAR) as a second console,
+    # its output in a file. aarch64: the I/O BAR is reached as MMIO through the host
+    # bridge's I/O window, which the kernel reads from the DSDT (PCI0's _CRS: PCI ports
+    # 0-0xffff translated to 0x3eff0000), and the UART is a byte-register 16550 in MMIO,
+    # AWS Graviton's console shape. x86: the BAR is a CPU port. The log from the card's
+    # probe on, the ready line included, must be in the file.
+    dict(name="pci-serial-console", image="ready", arches=["aarch64"], files=1,
+         extra=["-chardev", "file,id=pcicon,path={file0}", "-device", "pci-serial,chardev=pcicon"],
+         expect=[r"acpi: pci-hosts=1 \[\\_SB\.PCI0 seg 0 bus 00-ff io 0x0-0xffff\+0x3eff0000\]$",
+                 r"pci: 0000:00-ff: I/O BARs through \\_SB\.PCI0's window: ports 0x0-0xffff at "
+                 r"0x3eff0000$",
+                 r"pci: (0000:00:[0-9a-f]{2}\.0) 1b36:0002 class 07\.00\.02 \(serial\) -> 16550$",
+                 r"uart: 0000:00:[0-9a-f]{2}\.0: (16550@mmio:0x3eff[0-9a-f]{4}/1) \(I/O BAR 0, PCI port "
+                 r"0x[0-9a-f]+ in the host bridge's I/O window\)$",
+                 r"log: console 16550@mmio:0x3eff[0-9a-f]{4}/1 added: the log goes to 2 consoles "
+                 r"from here on$",
+                 READY],
+         file_expect=[r"log: console 16550@mmio:0x3eff[0-9a-f]{4}/1 added: the log goes to 2 "
+                      r"consoles from here on$", READY],
+         forbid=KERNEL_TROUBLE + [r"ERROR +pci: ", r"log: console .* removed$"],
+         exit="success", timeout=150),
+    dict(name="pci-serial-console", image="ready", arches=["x86_64"], files=1,
+         extra=["-chardev", "file,id=pcicon,path={file0}", "-device", "pci-serial,chardev=pcicon"],
+         expect=[r"pci: 0000:00:[0-9a-f]{2}\.0 1b36:0002 class 07\.00\.02 \(serial\) -> 16550$",
+                 r"uart: 0000:00:[0-9a-f]{2}\.0: 16550@port:0x[0-9a-f]+ \(I/O BAR 0, port 0x[0-9a-f]+\)$",
+                 r"log: console 16550@port:0x[0-9a-f]+ added: the log goes to 2 consoles from here on$",
+                 READY],
+         file_expect=[r"log: console 16550@port:0x[0-9a-f]+ added", READY],
+         forbid=KERNEL_TROUBLE + [r"ERROR +pci: ", r"log: console .* removed$"],
+         exit="success", timeout=150),
     # The i440FX PC has no MCFG: configuration space through the legacy ports.
     dict(name="pci-legacy-ports", image="ready", arches=["x86_64"], machine="pc",
          extra=NVME_TWO_NAMESPACES,
@@ -601,6 +631,10 @@ class Case:
     # "{disk0}", "{disk1}"... in `extra` name them. After QEMU exits, blank disks must hold
     # the block self-test's pattern and MBR disks must be untouched (see check_disks).
     disks: list[tuple[int, str]] = field(default_factory=list)
+    # Output files (a second console's chardev): "{file0}"... in `extra` name them, created
+    # empty for each run; after QEMU exits `file_expect` must match the first, in order.
+    files: int = 0
+    file_expect: list[str] = field(default_factory=list)
 
     @property
     def full_name(self) -> str:
@@ -778,7 +812,12 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
     export = IMAGES.get(case.image, ("", ""))[2:]
     fmt = CLOUD_FORMATS[export[0]] if export else "raw"
     disk_paths = prepare_disks(case)
-    case_extra = [a.format(**{f"disk{i}": p for i, p in enumerate(disk_paths)}) for a in case.extra]
+    file_paths = [LOG_DIR / f"{case.full_name}.file{i}.log" for i in range(case.files)]
+    for path in file_paths:
+        path.write_bytes(b"")
+    names = {**{f"disk{i}": p for i, p in enumerate(disk_paths)},
+             **{f"file{i}": str(p) for i, p in enumerate(file_paths)}}
+    case_extra = [a.format(**names) for a in case.extra]
     if case.image == "runner":
         cmd = [str(qemu.image_tool()), "run", "--arch", case.arch, "--cmdline", "exit=qemu",
                "--loader", str(qemu.loader_path(case.arch)),
@@ -894,6 +933,8 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
         why = check_bounds(case, text)
     if not why:
         why = check_disks(case, disk_paths)
+    if not why:
+        why = check_files(case, file_paths)
 
     seconds = time.monotonic() - start
     if err_path.exists() and err_path.stat().st_size == 0:
@@ -945,6 +986,21 @@ def check_disks(case: Case, paths: list[str]) -> str:
         elif got != want:
             at = next(i for i in range(len(want)) if i >= len(got) or got[i] != want[i])
             return f"{name}: the pattern is not in the file (first difference at byte {SCRATCH_OFFSET + at:#x})"
+    return ""
+
+
+def check_files(case: Case, paths: list[Path]) -> str:
+    """'' when the first output file holds the case's file_expect patterns in order."""
+    if not case.file_expect:
+        return ""
+    text = clean(paths[0].read_bytes())
+    pos = 0
+    for pattern in case.file_expect:
+        m = re.compile(pattern.replace("{arch}", case.arch), re.M).search(text, pos)
+        if not m:
+            tail = "".join(f"\n    > {l}" for l in text.splitlines()[-5:]) or " (empty)"
+            return f"{paths[0].name} lacks {pattern!r}; it ends:{tail}"
+        pos = m.end()
     return ""
 
 
