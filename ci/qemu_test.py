@@ -502,6 +502,19 @@ CASES = [
                       r"consoles from here on$", READY],
          forbid=KERNEL_TROUBLE + [r"ERROR +pci: ", r"log: console .* removed$"],
          exit="success", timeout=150),
+    # The same card behind a PCIe root port (bus 1): its port is still in the host bridge's
+    # window, and the bridge forwards it.
+    dict(name="pci-serial-console-bridged", image="ready", arches=["aarch64"], files=1,
+         extra=["-chardev", "file,id=pcicon,path={file0}",
+                "-device", "pcie-root-port,id=rp1,chassis=1,slot=1",
+                "-device", "pci-serial,bus=rp1,chardev=pcicon"],
+         expect=[r"pci: 0000:01:00\.0 1b36:0002 class 07\.00\.02 \(serial\) -> 16550$",
+                 r"uart: 0000:01:00\.0: 16550@mmio:0x3eff[0-9a-f]{4}/1 \(I/O BAR 0, PCI port "
+                 r"0x[0-9a-f]+ in the host bridge's I/O window\)$",
+                 r"log: console 16550@mmio:0x3eff[0-9a-f]{4}/1 added", READY],
+         file_expect=[r"log: console 16550@mmio:0x3eff[0-9a-f]{4}/1 added", READY],
+         forbid=KERNEL_TROUBLE + [r"ERROR +pci: ", r"log: console .* removed$"],
+         exit="success", timeout=150),
     dict(name="pci-serial-console", image="ready", arches=["x86_64"], files=1,
          extra=["-chardev", "file,id=pcicon,path={file0}", "-device", "pci-serial,chardev=pcicon"],
          expect=[r"pci: 0000:00:[0-9a-f]{2}\.0 1b36:0002 class 07\.00\.02 \(serial\) -> 16550$",

@@ -123,8 +123,9 @@ pub enum AmlValue<'a> {
     String(&'a [u8]),
     /// A buffer's initializer bytes (at most its declared size).
     Buffer(&'a [u8]),
-    /// A package (not decoded).
-    Package,
+    /// A package: its elements (after the element count), not decoded
+    /// (see [`package_constants`]).
+    Package(&'a [u8]),
     /// A method: its body, not run.
     Method(&'a [u8]),
 }
@@ -239,6 +240,28 @@ impl<'a> Namespace<'a> {
             Some(_) => Err(NotStatic::NotABuffer),
         }
     }
+}
+
+/// The leading integer and string constants of a package's elements (as
+/// in `Name(_CID, Package() {EisaId("PNP0A08"), "PNP0A03"})`), up to the
+/// first element of another kind.
+pub fn package_constants<'a>(elements: &'a [u8]) -> impl Iterator<Item = AmlValue<'a>> + 'a {
+    let body = elements;
+    let mut at = 0;
+    core::iter::from_fn(move || {
+        if at >= body.len() {
+            return None;
+        }
+        match body[at] {
+            STRING_PREFIX | ZERO_OP | ONE_OP | ONES_OP | BYTE_PREFIX | WORD_PREFIX
+            | DWORD_PREFIX | QWORD_PREFIX => {
+                let (value, next) = data_object(body, at, body.len()).ok()?;
+                at = next;
+                Some(value)
+            }
+            _ => None,
+        }
+    })
 }
 
 /// Why a name gives no constant buffer.
@@ -479,8 +502,15 @@ fn data_object(aml: &[u8], at: usize, end: usize) -> Result<(AmlValue<'_>, usize
             Ok((AmlValue::Buffer(bytes), next))
         }
         PACKAGE_OP | VAR_PACKAGE_OP => {
-            let (_, object_end) = pkg_length(aml, at + 1, end)?;
-            Ok((AmlValue::Package, object_end))
+            let (body, object_end) = pkg_length(aml, at + 1, end)?;
+            // NumElements: a byte (Package), a term (VarPackage: read as an
+            // integer constant; anything else leaves no elements to read).
+            let elements = if op == PACKAGE_OP {
+                (body + 1).min(object_end)
+            } else {
+                integer(aml, body, object_end).map_or(object_end, |(_, next)| next)
+            };
+            Ok((AmlValue::Package(&aml[elements..object_end]), object_end))
         }
         _ => {
             let (value, next) = integer(aml, at, end)?;
@@ -675,6 +705,27 @@ mod tests {
         assert_eq!(ns.static_buffer(&pci0, b"_CRS"), Ok(&[0x79, 0x00][..]));
         assert_eq!(ns.static_buffer(&pci0, b"_PRS"), Err(NotStatic::Missing));
         assert_eq!(alloc::format!("{pci0}"), "\\_SB.PCI0");
+    }
+
+    #[test]
+    fn package_elements_are_read_up_to_the_first_non_constant() {
+        // Name(_CID, Package(3) { EisaId("PNP0A08"), "PNP0A03", Local0 })
+        let aml = [
+            0x08, b'_', b'C', b'I', b'D', 0x12, 0x11, 0x03, 0x0c, 0x41, 0xd0, 0x0a, 0x08, 0x0d,
+            b'P', b'N', b'P', b'0', b'A', b'0', b'3', 0x00, 0x60,
+        ];
+        let mut ns = Namespace::new();
+        ns.scan(&aml);
+        let Some(AmlValue::Package(elements)) = ns.get(&AmlPath::default(), b"_CID") else {
+            panic!("no package: {:?}", ns.objects);
+        };
+        let items: Vec<_> = package_constants(elements).collect();
+        assert_eq!(
+            items,
+            [AmlValue::Integer(0x080a_d041), AmlValue::String(b"PNP0A03")]
+        );
+        assert_eq!(package_constants(&[]).count(), 0);
+        assert_eq!(package_constants(&[0x0d, b'A']).count(), 0);
     }
 
     #[test]

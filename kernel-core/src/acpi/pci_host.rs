@@ -16,7 +16,7 @@
 //! no interpreter); the resource template is decoded here, bounded by its
 //! buffer. A `_CRS` that a method computes is reported, never guessed at.
 
-use super::aml_scan::{AmlPath, AmlValue, Namespace, NotStatic, Stop};
+use super::aml_scan::{AmlPath, AmlValue, Namespace, NotStatic, Stop, package_constants};
 use super::tables::HEADER_LEN;
 use alloc::vec::Vec;
 use core::fmt;
@@ -250,18 +250,23 @@ pub fn from_namespace(ns: &Namespace<'_>) -> PciHosts {
     hosts
 }
 
-/// Whether `_HID` or `_CID` names a PCI or PCI Express root bridge.
+/// Whether `_HID` or `_CID` (an id or a package of ids) names a PCI or
+/// PCI Express root bridge.
 fn is_host_bridge(ns: &Namespace<'_>, device: &AmlPath) -> bool {
+    let is_pci = |id: AmlValue<'_>| match id {
+        AmlValue::Integer(v) => {
+            let id = eisa_id(v as u32);
+            id == PCIE_HOST || id == PCI_HOST
+        }
+        AmlValue::String(s) => s == PCIE_HOST || s == PCI_HOST,
+        _ => false,
+    };
     [b"_HID", b"_CID"]
         .iter()
         .filter_map(|name| ns.get(device, name))
         .any(|id| match id {
-            AmlValue::Integer(v) => {
-                let id = eisa_id(v as u32);
-                id == PCIE_HOST || id == PCI_HOST
-            }
-            AmlValue::String(s) => s == PCIE_HOST || s == PCI_HOST,
-            _ => false,
+            AmlValue::Package(body) => package_constants(body).any(is_pci),
+            id => is_pci(id),
         })
 }
 
