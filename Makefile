@@ -12,11 +12,13 @@
 #   make fuzz                    long seeded run of every parser's fuzz target (FUZZ_ITERATIONS)
 #   make clean
 #
-# Variables: ARCH (x86_64 | aarch64), CPUS (for run, default 4), CMDLINE (kernel command line in the image, default
+# Variables: ARCH (x86_64 | aarch64), CPUS (for run, default 4), HTTP_PORT (for run: host port on
+# 127.0.0.1 forwarded to the guest's port 80, default 8080), CMDLINE (kernel command line in the image, default
 # empty), LIMINE_DIR (genuine Limine's BOOTX64.EFI/BOOTAA64.EFI instead of our loader),
 # CARGO_TARGET_DIR, CLIPPY_FLAGS (default -D warnings), V=1 (show cargo's full output).
 
 SHELL := bash
+, := ,
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 MAKEFLAGS += --no-print-directory
@@ -67,7 +69,7 @@ say = @$(call sayi,$(1))
         fmt clippy check host-test qemu-test test bench fuzz clean
 
 help:
-	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,18p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	@ci/setup.sh
@@ -125,10 +127,15 @@ cloud-commands: tool
 
 # CPUs of the machine `make run` boots (the tests use QEMU's default of 2 unless a case
 # says otherwise).
+# The machine has a virtio-net NIC on QEMU's user network; the guest's port 80 is
+# forwarded to HTTP_PORT on 127.0.0.1 only (`make run CMDLINE=net=http`, then
+# `curl http://127.0.0.1:8080/`).
 CPUS ?= 4
+HTTP_PORT ?= 8080
+RUN_NET := -netdev user,id=net0,hostfwd=tcp:127.0.0.1:$(HTTP_PORT)-:80 -device virtio-net-pci,netdev=net0
 run: image
-	$(call say,run: $(ARCH) with $(CPUS) CPUs)
-	@CARGO_TARGET_DIR="$(TARGET_DIR)" $(PYTHON) ci/qemu.py run --arch $(ARCH) "$(IMAGE)" -- -smp $(CPUS)
+	$(call say,run: $(ARCH) with $(CPUS) CPUs$(,) guest port 80 on 127.0.0.1:$(HTTP_PORT))
+	@CARGO_TARGET_DIR="$(TARGET_DIR)" $(PYTHON) ci/qemu.py run --arch $(ARCH) "$(IMAGE)" -- -smp $(CPUS) $(RUN_NET)
 
 debug: image
 	$(call say,debug: $(ARCH))

@@ -613,6 +613,7 @@ from pathlib import Path
 sys.dont_write_bytecode = True  # no ci/__pycache__ in the source tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import qemu  # noqa: E402  (ci/qemu.py: machine definitions)
+import http_checks  # noqa: E402  (ci/http_checks.py: curl, ab and raw-socket clients)
 
 ROOT = qemu.ROOT
 BUILD = ROOT / "build"
@@ -648,6 +649,10 @@ class Case:
     # empty for each run; after QEMU exits `file_expect` must match the first, in order.
     files: int = 0
     file_expect: list[str] = field(default_factory=list)
+    # HTTP checks (ci/http_checks.py: "basic", "load", "hostile") run against "{port}", a
+    # free port on 127.0.0.1 that `extra` forwards to the guest, once every expected line
+    # has matched; QEMU is stopped when they are done (exit must be "kill").
+    http: list[str] = field(default_factory=list)
 
     @property
     def full_name(self) -> str:
@@ -828,8 +833,9 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
     file_paths = [LOG_DIR / f"{case.full_name}.file{i}.log" for i in range(case.files)]
     for path in file_paths:
         path.write_bytes(b"")
-    names = {**{f"disk{i}": p for i, p in enumerate(disk_paths)},
-             **{f"file{i}": str(p) for i, p in enumerate(file_paths)}}
+    port = free_port() if case.http else 0
+    names = ({f"disk{i}": p for i, p in enumerate(disk_paths)}
+             | {f"file{i}": str(p) for i, p in enumerate(file_paths)} | {"port": port})
     case_extra = [a.format(**names) for a in case.extra]
     if case.image == "runner":
         cmd = [str(qemu.image_tool()), "run", "--arch", case.arch, "--cmdline", "exit=qemu",
@@ -850,6 +856,19 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
     matched = 0         # how many expected patterns matched so far
     why = ""
     rc = None
+    client: dict[str, object] = {}   # the HTTP checks' thread and verdict
+    client_log: list[str] = []
+
+    def run_client() -> None:
+        for name in case.http:
+            try:
+                verdict = http_checks.CHECKS[name](port, lambda line: client_log.append(f"{name}: {line}"))
+            except Exception as e:  # noqa: BLE001 (any failure of a client is the verdict)
+                verdict = f"{type(e).__name__}: {e}"
+            if verdict:
+                client["why"] = f"http {name}: {verdict}"
+                return
+        client["why"] = ""
 
     with open(log_path, "w", encoding="utf-8") as log, open(err_path, "wb") as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -899,7 +918,16 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
                         break
                     pos = m.end()
                     matched += 1
-                if matched == len(expect) and case.exit == "kill" and done_at is None:
+                if matched == len(expect) and case.http and "thread" not in client:
+                    client["thread"] = threading.Thread(target=run_client, daemon=True)
+                    client["thread"].start()
+                if case.http and "why" in client and done_at is None:
+                    done_at = time.monotonic()
+                    if client["why"]:
+                        why = str(client["why"])
+                        break
+                elif matched == len(expect) and case.exit == "kill" and done_at is None \
+                        and not case.http:
                     done_at = time.monotonic()
         finally:
             if proc.poll() is None:
@@ -916,6 +944,8 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
                 text += tail
             proc.stdout.close()
             vars_path.unlink(missing_ok=True)
+            if client_log:
+                log.write("".join(f"[http-check] {line}\n" for line in client_log))
 
     # Final verdict on the complete log.
     if not why:
@@ -934,6 +964,8 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
         if matched < len(expect):
             how = f"exit status {rc}" if rc is not None else "being stopped"
             why = f"QEMU ended ({how}) while waiting for {case.expect[matched]!r}"
+        elif case.http and "why" not in client:
+            why = "QEMU ended before the HTTP checks finished"
         elif case.exit == "kill":
             pass  # everything matched; QEMU was stopped (or powered off by itself: fine too)
         else:
@@ -967,6 +999,14 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
 SCRATCH_OFFSET = 1 << 20
 SCRATCH_BYTES = 256 * 1024
 PATTERN_MAGIC = 0x5354_5241_5455_5321
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now (QEMU binds it right after)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def prepare_disks(case: Case) -> list[str]:

@@ -38,8 +38,10 @@ fi
 command -v python3 >/dev/null 2>&1 || { echo "setup: python3 is missing (apt-get install python3)" >&2; exit 1; }
 
 # Images are built by the Rust image tool (tools/image); mtools, gdisk and dosfstools
-# are only needed by the independent checks (ci/check-image.sh, ci/check-cloud-images.sh).
-need_tools=(qemu-system-x86_64 qemu-system-aarch64 sgdisk mcopy mdir fsck.fat qemu-img timeout truncate tar)
+# are only needed by the independent checks (ci/check-image.sh, ci/check-cloud-images.sh);
+# curl and ab (apache2-utils) are the real HTTP clients of the network boot tests.
+need_tools=(qemu-system-x86_64 qemu-system-aarch64 sgdisk mcopy mdir fsck.fat qemu-img timeout truncate tar
+            curl ab)
 need_files=(/usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/OVMF/OVMF_VARS_4M.fd
             /usr/share/AAVMF/AAVMF_CODE.fd /usr/share/AAVMF/AAVMF_VARS.fd)
 
@@ -48,7 +50,7 @@ for t in "${need_tools[@]}"; do command -v "$t" >/dev/null 2>&1 || missing=1; do
 for f in "${need_files[@]}"; do [ -e "$f" ] || missing=1; done
 [ "$missing" = 0 ] && exit 0
 
-apt_cmd="apt-get install -y -t bookworm-backports qemu-system-x86 qemu-system-arm && apt-get install -y ovmf qemu-efi-aarch64 mtools gdisk dosfstools"
+apt_cmd="apt-get install -y -t bookworm-backports qemu-system-x86 qemu-system-arm && apt-get install -y ovmf qemu-efi-aarch64 mtools gdisk dosfstools curl apache2-utils"
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "setup: QEMU, firmware or image tools are missing and this is not a root Debian shell." >&2
     echo "setup: on Debian 12 run as root: $apt_cmd" >&2
@@ -70,4 +72,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq -t bookworm-backports qemu-system-x86 qemu-system-arm
-apt-get install -y -qq ovmf qemu-efi-aarch64 mtools gdisk dosfstools
+apt-get install -y -qq ovmf qemu-efi-aarch64 mtools gdisk dosfstools curl apache2-utils

@@ -96,6 +96,12 @@ impl Kernel {
         &self.pci.block_devices
     }
 
+    /// The network interfaces the PCI drivers brought up, in enumeration
+    /// order.
+    pub fn net_devices(&self) -> &[alloc::sync::Arc<dyn stratus_driver_api::NetDevice>] {
+        &self.pci.net_devices
+    }
+
     /// The shared physical frame allocator.
     pub fn frames(&self) -> IrqSafeGuard<'static, FrameAllocator> {
         self.services.frames().lock()
@@ -119,12 +125,26 @@ impl Kernel {
 
     /// Prints the one `stratus: ready` line.
     pub fn print_ready_line(&self) {
+        self.print_ready_line_with(&[]);
+    }
+
+    /// The ready line with `extra` keys at its end (e.g. `ip=` once a
+    /// network lease is held), printed.
+    pub fn print_ready_line_with(&self, extra: &[(&str, &str)]) {
+        let line = self.ready_line(extra);
+        logger::write_raw(format_args!("{line}\n"));
+    }
+
+    /// The ready line's text (without a newline), as it would be printed
+    /// now.
+    pub fn ready_line(&self, extra: &[(&str, &str)]) -> alloc::string::String {
+        use alloc::string::ToString;
         let console = self.console();
         let console: &dyn core::fmt::Display = match &console {
             Some(c) => c,
             None => &"none",
         };
-        let line = ReadyLine {
+        ReadyLine {
             arch: self.arch,
             loader_name: self.boot.loader_name,
             loader_version: self.boot.loader_version,
@@ -134,8 +154,9 @@ impl Kernel {
             console,
             irq: self.interrupts.controller,
             timer: self.interrupts.timer,
-        };
-        logger::write_raw(format_args!("{line}\n"));
+            extra,
+        }
+        .to_string()
     }
 
     /// Waits for interrupts forever: what a kernel does when it has nothing

@@ -14,7 +14,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use stratus_arch::Arch;
-use stratus_driver_api::{BlockDevice, CachePolicy, DriverServices};
+use stratus_driver_api::{BlockDevice, CachePolicy, DriverServices, NetDevice};
 use stratus_pci::{
     ConfigAccess, EcamConfigAccess, IoSpace, IoWindow, LegacyConfigAccess, PciDriver, PciFunction,
     Probed, enumerate,
@@ -30,6 +30,8 @@ pub struct PciInventory {
     pub functions: Vec<PciFunction>,
     /// The disks drivers brought up.
     pub block_devices: Vec<Arc<dyn BlockDevice>>,
+    /// The network interfaces drivers brought up.
+    pub net_devices: Vec<Arc<dyn NetDevice>>,
 }
 
 /// A short name for a class code, for the boot line.
@@ -94,6 +96,18 @@ pub fn probe_all<A: Arch>(
                             device.queue_count()
                         );
                         inventory.block_devices.push(device);
+                    }
+                }
+                Ok(Probed::Net(devices)) => {
+                    for device in devices {
+                        log::info!(
+                            target: "pci",
+                            "{address}: network {}: mtu {} link {}",
+                            device.name(),
+                            device.mtu(),
+                            if device.link_up() { "up" } else { "down" }
+                        );
+                        inventory.net_devices.push(device);
                     }
                 }
                 Ok(Probed::Other) => {}

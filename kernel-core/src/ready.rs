@@ -30,6 +30,9 @@ pub struct ReadyLine<'a> {
     pub irq: Option<&'a str>,
     /// The per-CPU timer (`tsc-deadline`, `lapic-oneshot`, `cntv`), if one runs.
     pub timer: Option<&'a str>,
+    /// Keys a kernel adds at the end (`ip=10.0.2.15`): values are written
+    /// with white space turned into `-`.
+    pub extra: &'a [(&'a str, &'a str)],
 }
 
 /// Writes `s` with every whitespace character replaced by `-`.
@@ -63,7 +66,14 @@ impl fmt::Display for ReadyLine<'_> {
             self.console,
             self.irq.unwrap_or("none"),
             self.timer.unwrap_or("none")
-        )
+        )?;
+        for (key, value) in self.extra {
+            write!(f, " ")?;
+            write_token(f, key)?;
+            f.write_str("=")?;
+            write_token(f, value)?;
+        }
+        Ok(())
     }
 }
 
@@ -85,6 +95,7 @@ mod tests {
             console: &"pl011@mmio:0x9000000/4",
             irq: Some("gicv3"),
             timer: Some("cntv"),
+            extra: &[],
         };
         assert_eq!(
             line.to_string(),
@@ -104,10 +115,11 @@ mod tests {
             console: &"none",
             irq: None,
             timer: None,
+            extra: &[("ip", "10.0.2.15"), ("note", "a b")],
         };
         assert_eq!(
             line.to_string(),
-            "stratus: ready arch=x86_64 loader=Stratus cpus=1 memory_mib=1 boot_ms=unknown console=none irq=none timer=none"
+            "stratus: ready arch=x86_64 loader=Stratus cpus=1 memory_mib=1 boot_ms=unknown console=none irq=none timer=none ip=10.0.2.15 note=a-b"
         );
     }
 }

@@ -63,4 +63,11 @@ pub trait NetDevice: Send + Sync {
     /// Whether a received frame is waiting (cheap: a stack calls it with
     /// interrupts masked before halting).
     fn receive_pending(&self) -> bool;
+
+    /// Whether a received frame raises an interrupt that wakes a waiting
+    /// CPU. When not (no MSI-X, MSIs unavailable), a stack must bound its
+    /// sleeps to a short poll interval instead.
+    fn receive_interrupts(&self) -> bool {
+        false
+    }
 }

@@ -21,7 +21,7 @@ fn probe(fixture: &Fixture) -> Vec<Arc<dyn BlockDevice>> {
     assert!(driver.claims(&fixture.function));
     match driver.probe(fixture.function.clone(), fixture.services) {
         Ok(Probed::Block(devices)) => devices,
-        Ok(Probed::Other) => panic!("an NVMe controller gives block devices"),
+        Ok(Probed::Other | Probed::Net(_)) => panic!("an NVMe controller gives block devices"),
         Err(e) => panic!("probe failed: {e}"),
     }
 }

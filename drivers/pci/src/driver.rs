@@ -4,12 +4,14 @@ use crate::PciFunction;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use stratus_driver_api::{BlockDevice, DriverServices};
+use stratus_driver_api::{BlockDevice, DriverServices, NetDevice};
 
 /// What a driver made of a function it claimed.
 pub enum Probed {
     /// Disks (an NVMe controller gives one per namespace).
     Block(Vec<Arc<dyn BlockDevice>>),
+    /// Network interfaces.
+    Net(Vec<Arc<dyn NetDevice>>),
     /// Something else, running (a console, a device not used yet).
     Other,
 }

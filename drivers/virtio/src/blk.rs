@@ -1,20 +1,19 @@
 //! The virtio-blk driver and its `BlockDevice`.
 
-use crate::config::FunctionAccess;
 use crate::hal::{self, StratusHal};
+use crate::interrupts::QueueInterrupts;
+use crate::transport::ModernPciTransport;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
 use stratus_driver_api::clock::Deadline;
 use stratus_driver_api::{BlockDevice, BlockError, BlockRequest, DriverServices};
 use stratus_pci::{PciDriver, PciFunction, Probed};
 use virtio_drivers::device::blk::{BlkReq, BlkResp, SECTOR_SIZE, VirtIOBlk};
-use virtio_drivers::transport::pci::PciTransport;
-use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
 
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,6 +28,13 @@ const DESCRIPTORS_PER_REQUEST: usize = 3;
 pub struct VirtioBlkDriver;
 
 static DEVICES: AtomicUsize = AtomicUsize::new(0);
+
+/// Completion interrupts taken, every virtio-blk device together.
+pub static BLOCK_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
+
+fn on_completion(_device: usize) {
+    BLOCK_INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+}
 
 impl PciDriver for VirtioBlkDriver {
     fn name(&self) -> &'static str {
@@ -45,39 +51,50 @@ impl PciDriver for VirtioBlkDriver {
         services: &'static dyn DriverServices,
     ) -> Result<Probed, String> {
         hal::install(services);
-        function.enable_bus_master();
+        let index = DEVICES.fetch_add(1, Ordering::Relaxed);
+        let name = format!("virtio-blk{index}");
         let address = function.address;
-        let mut root = PciRoot::new(FunctionAccess(function.config));
-        let device_function = DeviceFunction {
-            bus: address.bus,
-            device: address.device,
-            function: address.function,
+        let mut transport = ModernPciTransport::new(&function, services)?;
+        let interrupts = match QueueInterrupts::set_up(
+            &function,
+            services,
+            &mut transport,
+            &[0],
+            on_completion,
+            index,
+        ) {
+            Ok(interrupts) => Some(interrupts),
+            Err(e) => {
+                log::warn!(target: "virtio", "{name}: no MSI-X ({e}); completions polled");
+                None
+            }
         };
-        let transport = PciTransport::new::<StratusHal, _>(&mut root, device_function)
-            .map_err(|e| format!("virtio-pci transport: {e}"))?;
+        function.enable_bus_master();
         let device = VirtIOBlk::<StratusHal, _>::new(transport)
             .map_err(|e| format!("virtio-blk setup: {e}"))?;
-        let name = format!("virtio-blk{}", DEVICES.fetch_add(1, Ordering::Relaxed));
         let capacity = device.capacity();
         let in_flight = (usize::from(device.virt_queue_size()) / DESCRIPTORS_PER_REQUEST).max(1);
         log::info!(
             target: "virtio",
-            "{name} at {address}: {capacity} sectors of 512 bytes ({} MiB){}, queue of {} ({in_flight} requests), completions polled (no MSI-X through virtio-drivers' PCI transport)",
+            "{name} at {address}: {capacity} sectors of 512 bytes ({} MiB){}, queue of {} ({in_flight} requests), {}",
             (capacity * SECTOR_SIZE as u64) >> 20,
             if device.readonly() { ", read-only" } else { "" },
-            device.virt_queue_size()
+            device.virt_queue_size(),
+            if interrupts.is_some() { "MSI-X completions" } else { "completions polled" }
         );
         Ok(Probed::Block(vec![Arc::new(VirtioBlk {
             name,
             capacity,
             readonly: device.readonly(),
             in_flight,
+            services,
+            interrupts,
             device: spin::Mutex::new(device),
         })]))
     }
 }
 
-type Device = VirtIOBlk<StratusHal, PciTransport>;
+type Device = VirtIOBlk<StratusHal, ModernPciTransport>;
 
 /// A virtio block device.
 pub struct VirtioBlk {
@@ -85,6 +102,10 @@ pub struct VirtioBlk {
     capacity: u64,
     readonly: bool,
     in_flight: usize,
+    services: &'static dyn DriverServices,
+    /// The queue's MSI-X vector, if the platform delivers MSIs: waits then
+    /// halt until the completion interrupt instead of spinning.
+    interrupts: Option<QueueInterrupts>,
     device: spin::Mutex<Device>,
 }
 
@@ -108,17 +129,34 @@ fn device_error(e: virtio_drivers::Error) -> BlockError {
     })
 }
 
-/// Polls until the device has used `token`; `false` on timeout.
-fn wait_for(device: &mut Device, token: u16) -> bool {
-    let mut deadline = Deadline::after(REQUEST_TIMEOUT, POLLS_WITHOUT_CLOCK);
-    loop {
-        if device.peek_used() == Some(token) {
-            return true;
+impl VirtioBlk {
+    /// Waits until the device has used a request (`token`, or any when
+    /// `None`): the used token, or `None` on timeout. With MSI-X the CPU
+    /// halts until the completion interrupt; otherwise it polls.
+    fn wait_used(&self, device: &mut Device, token: Option<u16>) -> Option<u16> {
+        let done = |device: &mut Device| {
+            device
+                .peek_used()
+                .filter(|used| token.is_none_or(|t| t == *used))
+        };
+        if self.interrupts.is_some() {
+            let mut used = None;
+            self.services.wait_until(REQUEST_TIMEOUT, &mut || {
+                used = done(device);
+                used.is_some()
+            });
+            return used;
         }
-        if deadline.expired() {
-            return false;
+        let mut deadline = Deadline::after(REQUEST_TIMEOUT, POLLS_WITHOUT_CLOCK);
+        loop {
+            if let Some(used) = done(device) {
+                return Some(used);
+            }
+            if deadline.expired() {
+                return None;
+            }
+            core::hint::spin_loop();
         }
-        core::hint::spin_loop();
     }
 }
 
@@ -148,7 +186,7 @@ impl BlockDevice for VirtioBlk {
         // crate shares them through bounce buffers the Hal keeps).
         let token = unsafe { device.read_blocks_nb(lba as usize, &mut req, buffer, &mut resp) }
             .map_err(device_error)?;
-        if !wait_for(&mut device, token) {
+        if self.wait_used(&mut device, Some(token)).is_none() {
             return Err(BlockError::Timeout);
         }
         // SAFETY: the same buffers as `read_blocks_nb` got.
@@ -165,7 +203,7 @@ impl BlockDevice for VirtioBlk {
         // SAFETY: as in `read`.
         let token = unsafe { device.write_blocks_nb(lba as usize, &mut req, buffer, &mut resp) }
             .map_err(device_error)?;
-        if !wait_for(&mut device, token) {
+        if self.wait_used(&mut device, Some(token)).is_none() {
             return Err(BlockError::Timeout);
         }
         // SAFETY: the same buffers as `write_blocks_nb` got.
@@ -215,17 +253,7 @@ impl BlockDevice for VirtioBlk {
                 return;
             }
             // Wait for any in-flight request to complete.
-            let mut deadline = Deadline::after(REQUEST_TIMEOUT, POLLS_WITHOUT_CLOCK);
-            let used = loop {
-                if let Some(token) = device.peek_used() {
-                    break Some(token);
-                }
-                if deadline.expired() {
-                    break None;
-                }
-                core::hint::spin_loop();
-            };
-            let Some(token) = used else {
+            let Some(token) = self.wait_used(&mut device, None) else {
                 for (_, index, _, _) in slots.iter_mut().filter_map(Option::take) {
                     requests[index].result = Err(BlockError::Timeout);
                 }

@@ -6,7 +6,10 @@
 //! the crate shares with the device (request headers, callers' buffers) is
 //! ordinary heap memory whose physical address the driver API deliberately
 //! does not expose: it is bounced through a DMA buffer, copied in on
-//! `share` and out on `unshare` as the direction asks.
+//! `share` and out on `unshare` as the direction asks — unless it lies in
+//! a DMA buffer a driver registered as device-visible
+//! ([`register_device_visible`], virtio-net's frame pools): that memory is
+//! shared as it is, without a copy.
 
 use alloc::collections::BTreeMap;
 use core::ptr::NonNull;
@@ -16,6 +19,44 @@ use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 static SERVICES: spin::Once<&'static dyn DriverServices> = spin::Once::new();
 /// DMA buffers handed to the crate (allocations and bounces), by bus address.
 static BUFFERS: spin::Mutex<BTreeMap<u64, DmaBuffer>> = spin::Mutex::new(BTreeMap::new());
+
+/// Device-visible regions (DMA buffers a driver owns), by virtual start:
+/// (length, bus address).
+static DEVICE_VISIBLE: spin::Mutex<BTreeMap<usize, (usize, u64)>> =
+    spin::Mutex::new(BTreeMap::new());
+
+/// Lets the device reach `buffer` in place: buffers inside it are shared
+/// without a bounce. The caller keeps `buffer` alive (and registered) for
+/// as long as the device may use it, and calls
+/// [`unregister_device_visible`] before dropping it.
+pub fn register_device_visible(buffer: &DmaBuffer) {
+    DEVICE_VISIBLE.lock().insert(
+        buffer.as_ptr() as usize,
+        (buffer.len(), buffer.bus_address()),
+    );
+}
+
+/// Ends [`register_device_visible`] for `buffer`.
+pub fn unregister_device_visible(buffer: &DmaBuffer) {
+    DEVICE_VISIBLE.lock().remove(&(buffer.as_ptr() as usize));
+}
+
+/// The bus address of `[virt, virt + len)` if it lies wholly inside a
+/// device-visible region.
+fn device_visible_bus(virt: usize, len: usize) -> Option<u64> {
+    let regions = DEVICE_VISIBLE.lock();
+    let (&start, &(region_len, bus)) = regions.range(..=virt).next_back()?;
+    let offset = virt - start;
+    (offset.checked_add(len)? <= region_len).then(|| bus + offset as u64)
+}
+
+/// Whether bus address `bus` lies in a device-visible region.
+fn is_device_visible_bus(bus: u64) -> bool {
+    DEVICE_VISIBLE
+        .lock()
+        .values()
+        .any(|&(len, start)| bus >= start && bus - start < len as u64)
+}
 
 /// Sets the services the `Hal` uses (the first call wins).
 pub fn install(services: &'static dyn DriverServices) {
@@ -74,6 +115,9 @@ unsafe impl Hal for StratusHal {
 
     unsafe fn share(buffer: NonNull<[u8]>, direction: BufferDirection) -> PhysAddr {
         let len = buffer.len();
+        if let Some(bus) = device_visible_bus(buffer.as_ptr() as *mut u8 as usize, len) {
+            return bus;
+        }
         let bounce = services()
             .allocate_dma(len)
             .expect("virtio: out of DMA memory for a bounce buffer");
@@ -88,6 +132,9 @@ unsafe impl Hal for StratusHal {
 
     unsafe fn unshare(paddr: PhysAddr, mut buffer: NonNull<[u8]>, direction: BufferDirection) {
         let Some(bounce) = BUFFERS.lock().remove(&paddr) else {
+            if is_device_visible_bus(paddr) {
+                return;
+            }
             log::error!(target: "virtio", "unshare of {paddr:#x}, which was never shared");
             return;
         };

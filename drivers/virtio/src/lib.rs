@@ -19,10 +19,13 @@
 extern crate alloc;
 
 mod blk;
-mod config;
 pub mod hal;
+mod interrupts;
+mod net;
+pub mod transport;
 
-pub use blk::{VirtioBlk, VirtioBlkDriver};
+pub use blk::{BLOCK_INTERRUPTS, VirtioBlk, VirtioBlkDriver};
+pub use net::{Counters, NET_INTERRUPTS, VirtioNet, VirtioNetDriver};
 
 #[cfg(test)]
 mod tests;

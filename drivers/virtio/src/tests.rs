@@ -52,38 +52,3 @@ fn shared_buffers_are_bounced_in_the_direction_asked_and_given_back() {
         0
     );
 }
-
-#[test]
-fn config_access_reaches_only_its_own_function() {
-    use crate::config::FunctionAccess;
-    use stratus_pci::fake::{FakeConfigSpace, FakeFunction};
-    use stratus_pci::{FunctionConfig, PciAddress};
-    use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction};
-
-    let ours = PciAddress {
-        segment: 0,
-        bus: 0,
-        device: 3,
-        function: 0,
-    };
-    let other = PciAddress { device: 4, ..ours };
-    let space = FakeConfigSpace::default();
-    space.insert(ours, FakeFunction::new(0x1af4, 0x1042, (1, 0, 0)));
-    space.insert(other, FakeFunction::new(0x1af4, 0x1041, (2, 0, 0)));
-    let space = space.leak();
-    let mut access = FunctionAccess(FunctionConfig::new(space, ours));
-    let at = |a: PciAddress| DeviceFunction {
-        bus: a.bus,
-        device: a.device,
-        function: a.function,
-    };
-    assert_eq!(access.read_word(at(ours), 0), 0x1042_1af4);
-    // Another function (even one that exists) reads as absent, and writes
-    // to it never reach the configuration space.
-    assert_eq!(access.read_word(at(other), 0), u32::MAX);
-    access.write_word(at(other), 0x40, 0xdead_beef);
-    assert_eq!(space.dword(other, 0x40), 0);
-    access.write_word(at(ours), 0x40, 0x1234_5678);
-    assert_eq!(space.dword(ours, 0x40), 0x1234_5678);
-    assert_eq!(space.writes.lock().unwrap().len(), 1);
-}
