@@ -12,6 +12,7 @@ Python 3 standard library only.
     python3 ci/qemu.py debug --arch aarch64 build/stratus.img
     python3 ci/qemu.py print --arch x86_64 build/stratus.img   # just show the command
     python3 ci/qemu.py run --format vpc build/cloud/stratus-azure.vhd   # a cloud format
+    python3 ci/qemu.py run --boot-disk nvme build/stratus.img   # boot disk on NVMe (as AWS)
 """
 
 from __future__ import annotations
@@ -82,9 +83,11 @@ def build_image(out: str | Path, cmdline: str = "", kernels: dict[str, str] | No
 
 
 def machine_info(arch: str, image: str | Path, vars_path: str | Path, *, serial: str = "stdio",
-                 snapshot: bool = False, fmt: str = "raw", machine: str | None = None) -> dict:
+                 snapshot: bool = False, fmt: str = "raw", machine: str | None = None,
+                 boot_disk: str | None = None) -> dict:
     """`stratus-image machine`: {"argv": [...], "firmware_vars": ..., "exit_status": {...}}.
-    `machine` replaces the -M value (for instance "pc" for the i440FX PC without MCFG)."""
+    `machine` replaces the -M value (for instance "pc" for the i440FX PC without MCFG);
+    `boot_disk` ("virtio", "nvme") says how the image is attached (default virtio-blk)."""
     if arch not in ARCHES:
         raise ValueError(f"unknown arch {arch!r} (expected one of {', '.join(ARCHES)})")
     args = [str(image_tool()), "machine", "--arch", arch, "--image", str(image),
@@ -93,6 +96,8 @@ def machine_info(arch: str, image: str | Path, vars_path: str | Path, *, serial:
         args.append("--snapshot")
     if machine:
         args += ["--machine", machine]
+    if boot_disk:
+        args += ["--boot-disk", boot_disk]
     return json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
 
 
@@ -118,17 +123,17 @@ def fresh_vars(arch: str, directory: str | Path | None = None) -> Path:
 
 def qemu_command(arch: str, image: str | Path, vars_path: str | Path, *,
                  serial: str = "stdio", snapshot: bool = False, fmt: str = "raw",
-                 machine: str | None = None,
+                 machine: str | None = None, boot_disk: str | None = None,
                  extra: list[str] | tuple[str, ...] = ()) -> list[str]:
     """The full QEMU command line for `arch` booting `image` (stored as `fmt`: raw, vpc,
-    vmdk) from a virtio-blk disk.
+    vmdk) from a virtio-blk disk, or an NVMe namespace with boot_disk="nvme".
 
     snapshot=True keeps the image untouched (writes go to a temporary overlay) and lets
     several QEMUs share one image file at the same time. `machine` replaces the -M value
     (for instance "pc" for the i440FX PC without MCFG).
     """
     info = machine_info(arch, image, vars_path, serial=serial, snapshot=snapshot, fmt=fmt,
-                        machine=machine)
+                        machine=machine, boot_disk=boot_disk)
     return [*info["argv"], *extra]
 
 
@@ -147,6 +152,8 @@ def _main() -> int:
     ap.add_argument("mode", choices=("run", "debug", "print"))
     ap.add_argument("--arch", default="x86_64", choices=ARCHES)
     ap.add_argument("--format", default="raw", choices=FORMATS, help="how the image is stored")
+    ap.add_argument("--boot-disk", default="virtio", choices=("virtio", "nvme"),
+                    help="attach the image as a virtio-blk disk or an NVMe namespace")
     ap.add_argument("--timeout", type=float, default=0,
                     help="kill QEMU after this many seconds (0: never)")
     ap.add_argument("image")
@@ -162,13 +169,14 @@ def _main() -> int:
     if a.mode == "print":
         vars_name = Path(_machine_facts(a.arch)["firmware_vars"]).name
         print(shlex.join(qemu_command(a.arch, a.image, "COPY-OF-" + vars_name, fmt=a.format,
-                                      extra=extra)))
+                                      boot_disk=a.boot_disk, extra=extra)))
         return 0
     vars_dir = ROOT / "build"
     vars_dir.mkdir(exist_ok=True)
     vars_path = fresh_vars(a.arch, vars_dir)
     try:
-        cmd = qemu_command(a.arch, a.image, vars_path, fmt=a.format, extra=extra)
+        cmd = qemu_command(a.arch, a.image, vars_path, fmt=a.format, boot_disk=a.boot_disk,
+                           extra=extra)
         if a.timeout > 0:
             cmd = ["timeout", "--foreground", "-k", "5", str(int(a.timeout)), *cmd]
         if a.mode == "debug":

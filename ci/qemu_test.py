@@ -486,9 +486,52 @@ CASES = [
                  r"disk nvme0n1: 131072 blocks of 512 bytes \(64 MiB\), [1-4] queue",
                  r"disk nvme0n2: 4096 blocks of 4096 bytes \(16 MiB\), [1-4] queue",
                  r"pci: 0000:00:[0-9a-f]{2}\.0 1b36:000c class 06\.04\.00 \(PCI bridge\) -> none$",
-                 r"pci: 0000:01:00\.0 1b36:0002 class 07\.00\.02 \(serial\) -> none$",
+                 r"pci: 0000:01:00\.0 1b36:0002 class 07\.00\.02 \(serial\) -> 16550$",
                  READY],
          forbid=KERNEL_TROUBLE, exit="success", timeout=120),
+    # A PCI serial card (QEMU's pci-serial, 1b36:0002: one I/O BAR) as a second console,
+    # its output in a file. aarch64: the I/O BAR is reached as MMIO through the host
+    # bridge's I/O window, which the kernel reads from the DSDT (PCI0's _CRS: PCI ports
+    # 0-0xffff translated to 0x3eff0000), and the UART is a byte-register 16550 in MMIO,
+    # AWS Graviton's console shape. x86: the BAR is a CPU port. The log from the card's
+    # probe on, the ready line included, must be in the file.
+    dict(name="pci-serial-console", image="ready", arches=["aarch64"], files=1,
+         extra=["-chardev", "file,id=pcicon,path={file0}", "-device", "pci-serial,chardev=pcicon"],
+         expect=[r"acpi: pci-hosts=1 \[\\_SB\.PCI0 seg 0 bus 00-ff io 0x0-0xffff\+0x3eff0000\]$",
+                 r"pci: 0000:00-ff: I/O BARs through \\_SB\.PCI0's window: ports 0x0-0xffff at "
+                 r"0x3eff0000$",
+                 r"pci: (0000:00:[0-9a-f]{2}\.0) 1b36:0002 class 07\.00\.02 \(serial\) -> 16550$",
+                 r"uart: 0000:00:[0-9a-f]{2}\.0: (16550@mmio:0x3eff[0-9a-f]{4}/1) \(I/O BAR 0, PCI port "
+                 r"0x[0-9a-f]+ in the host bridge's I/O window\)$",
+                 r"log: console 16550@mmio:0x3eff[0-9a-f]{4}/1 added: the log goes to 2 consoles "
+                 r"from here on$",
+                 READY],
+         file_expect=[r"log: console 16550@mmio:0x3eff[0-9a-f]{4}/1 added: the log goes to 2 "
+                      r"consoles from here on$", READY],
+         forbid=KERNEL_TROUBLE + [r"ERROR +pci: ", r"log: console .* removed$"],
+         exit="success", timeout=150),
+    # The same card behind a PCIe root port (bus 1): its port is still in the host bridge's
+    # window, and the bridge forwards it.
+    dict(name="pci-serial-console-bridged", image="ready", arches=["aarch64"], files=1,
+         extra=["-chardev", "file,id=pcicon,path={file0}",
+                "-device", "pcie-root-port,id=rp1,chassis=1,slot=1",
+                "-device", "pci-serial,bus=rp1,chardev=pcicon"],
+         expect=[r"pci: 0000:01:00\.0 1b36:0002 class 07\.00\.02 \(serial\) -> 16550$",
+                 r"uart: 0000:01:00\.0: 16550@mmio:0x3eff[0-9a-f]{4}/1 \(I/O BAR 0, PCI port "
+                 r"0x[0-9a-f]+ in the host bridge's I/O window\)$",
+                 r"log: console 16550@mmio:0x3eff[0-9a-f]{4}/1 added", READY],
+         file_expect=[r"log: console 16550@mmio:0x3eff[0-9a-f]{4}/1 added", READY],
+         forbid=KERNEL_TROUBLE + [r"ERROR +pci: ", r"log: console .* removed$"],
+         exit="success", timeout=150),
+    dict(name="pci-serial-console", image="ready", arches=["x86_64"], files=1,
+         extra=["-chardev", "file,id=pcicon,path={file0}", "-device", "pci-serial,chardev=pcicon"],
+         expect=[r"pci: 0000:00:[0-9a-f]{2}\.0 1b36:0002 class 07\.00\.02 \(serial\) -> 16550$",
+                 r"uart: 0000:00:[0-9a-f]{2}\.0: 16550@port:0x[0-9a-f]+ \(I/O BAR 0, port 0x[0-9a-f]+\)$",
+                 r"log: console 16550@port:0x[0-9a-f]+ added: the log goes to 2 consoles from here on$",
+                 READY],
+         file_expect=[r"log: console 16550@port:0x[0-9a-f]+ added", READY],
+         forbid=KERNEL_TROUBLE + [r"ERROR +pci: ", r"log: console .* removed$"],
+         exit="success", timeout=150),
     # The i440FX PC has no MCFG: configuration space through the legacy ports.
     dict(name="pci-legacy-ports", image="ready", arches=["x86_64"], machine="pc",
          extra=NVME_TWO_NAMESPACES,
@@ -513,11 +556,11 @@ CASES = [
                 "-device", "nvme,serial=stratus-nvme1,drive=nv2",
                 "-drive", "if=none,id=vd0,format=raw,file={disk3}",
                 "-device", "virtio-blk-pci,drive=vd0"],
-         expect=[r"^stratus: block name=virtio-blk0 holds a partition table; left alone$",
+         expect=[r"^stratus: block name=virtio-blk0 holds a partition table \(GPT\); left alone$",
                  r"^stratus: block name=nvme0n1 block_size=512 .* pattern=ok batch=ok "
                  r"past_end=refused result=ok$",
                  r"^stratus: block name=nvme0n2 block_size=4096 .* result=ok$",
-                 r"^stratus: block name=nvme1n1 holds a partition table; left alone$",
+                 r"^stratus: block name=nvme1n1 holds a partition table \(MBR\); left alone$",
                  r"^stratus: block name=virtio-blk1 block_size=512 blocks=65536 .* pattern=ok "
                  r"batch=ok past_end=refused result=ok$",
                  r"^stratus: block devices=5 tested=3 left_alone=2 failed=0$", READY],
@@ -548,6 +591,31 @@ CASES = [
          expect=[r"net: net=http: no network interface was found$",
                  r"^stratus: ready .*\bip=none$"],
          forbid=KERNEL_TROUBLE, exit="failure", timeout=90),
+    # The boot disk itself on NVMe, as AWS (and GCP's newer machines) attach it: the
+    # firmware boots from the NVMe namespace, the kernel's NVMe driver finds it and
+    # test=block leaves it alone, as it holds the GPT; a blank virtio-blk data disk beside
+    # it gets the pattern (test=block wants one disk tested). boot-virtio is the same
+    # with the roles swapped: the boot disk on virtio-blk, a blank NVMe data disk.
+    dict(name="boot-nvme", image="block", boot_disk="nvme", disks=[(16, "blank")],
+         extra=["-drive", "if=none,id=vd0,format=raw,file={disk0}",
+                "-device", "virtio-blk-pci,drive=vd0"],
+         expect=[HANDOFF,
+                 r"pci: 0000:00:[0-9a-f]{2}\.0 1b36:0010 class 01\.08\.02 \(NVMe\) -> nvme$",
+                 r'nvme: nvme0 model "QEMU NVMe Ctrl" serial "stratus-boot" fw "',
+                 r"disk nvme0n1: \d+ blocks of 512 bytes \(\d+ MiB\), [1-4] queue",
+                 r"^stratus: block name=nvme0n1 holds a partition table \(GPT\); left alone$",
+                 r"^stratus: block name=virtio-blk0 block_size=512 blocks=32768 .* result=ok$",
+                 r"^stratus: block devices=2 tested=1 left_alone=1 failed=0$", READY],
+         forbid=KERNEL_TROUBLE + [r"result=failed"], exit="success", timeout=150),
+    dict(name="boot-virtio", image="block", boot_disk="virtio", disks=[(16, "blank")],
+         extra=["-drive", "if=none,id=nv0,format=raw,file={disk0}",
+                "-device", "nvme,serial=stratus-data,drive=nv0"],
+         expect=[HANDOFF,
+                 r"pci: 0000:00:[0-9a-f]{2}\.0 1af4:10(01|42) class 01\.\S+ .* -> virtio-blk$",
+                 r"^stratus: block name=virtio-blk0 holds a partition table \(GPT\); left alone$",
+                 r"^stratus: block name=nvme0n1 block_size=512 blocks=32768 .* result=ok$",
+                 r"^stratus: block devices=2 tested=1 left_alone=1 failed=0$", READY],
+         forbid=KERNEL_TROUBLE + [r"result=failed"], exit="success", timeout=150),
     dict(name="default-image", image="default", expect=[READY], forbid=KERNEL_TROUBLE,
          exit="kill", timeout=90),
     # `stratus-image run KERNEL`, the cargo runner: a temporary image, the same machine.
@@ -604,12 +672,17 @@ class Case:
     arches: list[str] | None = None     # None: every architecture
     acpi_tables: list[str] = field(default_factory=list)   # names from SPCR_TABLES
     machine: str | None = None          # QEMU -M value instead of ci/qemu.py's default
+    boot_disk: str | None = None        # "nvme": the image on an NVMe namespace (default virtio-blk)
     # key -> (low, high): the last "key=N" on a "stratus: " line must lie in [low, high]
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
     # Data disks: (size in MiB, "blank" or "mbr"), created fresh for each run as raw files;
     # "{disk0}", "{disk1}"... in `extra` name them. After QEMU exits, blank disks must hold
     # the block self-test's pattern and MBR disks must be untouched (see check_disks).
     disks: list[tuple[int, str]] = field(default_factory=list)
+    # Output files (a second console's chardev): "{file0}"... in `extra` name them, created
+    # empty for each run; after QEMU exits `file_expect` must match the first, in order.
+    files: int = 0
+    file_expect: list[str] = field(default_factory=list)
     # HTTP checks (ci/http_checks.py: "basic", "load", "hostile") run against "{port}", a
     # free port on 127.0.0.1 that `extra` forwards to the guest, once every expected line
     # has matched; QEMU is stopped when they are done (exit must be "kill").
@@ -791,8 +864,12 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
     export = IMAGES.get(case.image, ("", ""))[2:]
     fmt = CLOUD_FORMATS[export[0]] if export else "raw"
     disk_paths = prepare_disks(case)
+    file_paths = [LOG_DIR / f"{case.full_name}.file{i}.log" for i in range(case.files)]
+    for path in file_paths:
+        path.write_bytes(b"")
     port = free_port() if case.http else 0
-    names = {f"disk{i}": p for i, p in enumerate(disk_paths)} | {"port": port}
+    names = ({f"disk{i}": p for i, p in enumerate(disk_paths)}
+             | {f"file{i}": str(p) for i, p in enumerate(file_paths)} | {"port": port})
     case_extra = [a.format(**names) for a in case.extra]
     if case.image == "runner":
         cmd = [str(qemu.image_tool()), "run", "--arch", case.arch, "--cmdline", "exit=qemu",
@@ -800,7 +877,7 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
                str(qemu.kernel_path(case.arch, "stratus-hello")), "--", *case_extra]
     else:
         cmd = qemu.qemu_command(case.arch, image, vars_path, serial="stdio", snapshot=True,
-                                fmt=fmt, machine=case.machine,
+                                fmt=fmt, machine=case.machine, boot_disk=case.boot_disk,
                                 extra=case_extra + acpi_table_args(case))
     # `timeout` is a second line of defence should this runner itself die or hang.
     cmd = ["timeout", "-k", "5", str(int(timeout) + 15), *cmd]
@@ -935,6 +1012,8 @@ def run_case(case: Case, image: Path, scale: float) -> Result:
         why = check_bounds(case, text)
     if not why:
         why = check_disks(case, disk_paths)
+    if not why:
+        why = check_files(case, file_paths)
 
     seconds = time.monotonic() - start
     if err_path.exists() and err_path.stat().st_size == 0:
@@ -994,6 +1073,21 @@ def check_disks(case: Case, paths: list[str]) -> str:
         elif got != want:
             at = next(i for i in range(len(want)) if i >= len(got) or got[i] != want[i])
             return f"{name}: the pattern is not in the file (first difference at byte {SCRATCH_OFFSET + at:#x})"
+    return ""
+
+
+def check_files(case: Case, paths: list[Path]) -> str:
+    """'' when the first output file holds the case's file_expect patterns in order."""
+    if not case.file_expect:
+        return ""
+    text = clean(paths[0].read_bytes())
+    pos = 0
+    for pattern in case.file_expect:
+        m = re.compile(pattern.replace("{arch}", case.arch), re.M).search(text, pos)
+        if not m:
+            tail = "".join(f"\n    > {l}" for l in text.splitlines()[-5:]) or " (empty)"
+            return f"{paths[0].name} lacks {pattern!r}; it ends:{tail}"
+        pos = m.end()
     return ""
 
 

@@ -4,13 +4,16 @@
 //!
 //! Each table has a parser of its own (a pure function over the table's
 //! bytes, bounded by its length): [`madt`], [`mcfg`], [`hpet`], [`fadt`],
-//! [`gtdt`], [`iort`], [`spcr`]. A table that is missing, unreadable,
+//! [`gtdt`], [`iort`], [`spcr`]; the DSDT and SSDTs are walked (no AML
+//! interpreter) for `\_S5` ([`sleep`]) and the PCI host bridges' I/O windows
+//! ([`pci_host`] over [`aml_scan`]). A table that is missing, unreadable,
 //! truncated, has a bad checksum or does not decode is named in a warning
 //! and skipped; discovery goes on with the rest. Every address the firmware
 //! gives is checked against the memory map before it is read.
 
 use crate::boot_info::{MemoryKind, MemoryRegion};
 
+pub mod aml_scan;
 pub mod bytes;
 pub mod description;
 pub mod dump;
@@ -21,6 +24,7 @@ pub mod interrupt_tables;
 pub mod iort;
 pub mod madt;
 pub mod mcfg;
+pub mod pci_host;
 pub mod sleep;
 pub mod soft_off;
 pub mod spcr;

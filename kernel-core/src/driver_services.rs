@@ -181,6 +181,26 @@ impl DriverServices for KernelServices {
         self.port_io
     }
 
+    fn add_console(
+        &self,
+        console: &'static dyn stratus_driver_api::console::ConsoleSink,
+        descriptor: stratus_driver_api::console::ConsoleDescriptor,
+    ) -> bool {
+        match crate::logger::add_console(console, descriptor) {
+            Ok(count) => {
+                log::info!(
+                    target: "log",
+                    "console {descriptor} added: the log goes to {count} consoles from here on"
+                );
+                true
+            }
+            Err(e) => {
+                log::warn!(target: "log", "console {descriptor} not added: {e}");
+                false
+            }
+        }
+    }
+
     fn cpu_count(&self) -> usize {
         smp::online_cpus()
     }

@@ -11,6 +11,11 @@
 //! one (x86: the legacy COM1 port), saying which console it gave up. The same
 //! fallback serves the panic path when nothing was attached yet, so a failure
 //! before the console exists is still reported.
+//!
+//! Up to [`EXTRA_CONSOLES`] more consoles can be added later
+//! ([`add_console`]: a PCI serial card, say): every line from then on goes to
+//! each of them as well. One that stops accepting bytes is removed, which the
+//! others are told.
 
 use crate::console::{ConsoleDescriptor, ConsoleSink, READY_TIMEOUT_MICROS};
 use crate::fixed_string::FixedString;
@@ -18,6 +23,9 @@ use crate::irq_lock::IrqSafeSpinlock;
 use crate::time;
 use core::fmt::{self, Write};
 use log::{LevelFilter, Log, Metadata, Record};
+
+/// Consoles added besides the console (see [`add_console`]).
+pub const EXTRA_CONSOLES: usize = 3;
 
 /// Bytes of log kept before the console is attached.
 const EARLY_BUFFER_SIZE: usize = 8192;
@@ -63,6 +71,8 @@ struct Output {
     fallback: Option<Fallback>,
     /// A console given up on, not yet reported on a working one.
     abandoned: Option<ConsoleDescriptor>,
+    /// Consoles that get every line too.
+    extra: [Option<(&'static dyn ConsoleSink, ConsoleDescriptor)>; EXTRA_CONSOLES],
     ticks: Option<fn() -> u64>,
 }
 
@@ -73,20 +83,77 @@ impl Output {
             console: None,
             fallback: None,
             abandoned: None,
+            extra: [None; EXTRA_CONSOLES],
             ticks: None,
         }
     }
 
     /// Writes `data` to the console, switching to the fallback when the
-    /// console times out. False when there is no working console.
+    /// console times out, and to every added console. False when no console
+    /// took it.
     fn emit(&mut self, data: &[u8]) -> bool {
+        let mut written = false;
         while let Some(sink) = self.sink {
             if sink.write_bytes(data).is_ok() {
-                return true;
+                written = true;
+                break;
             }
             self.abandon();
         }
-        false
+        for i in 0..EXTRA_CONSOLES {
+            let Some((sink, console)) = self.extra[i] else {
+                continue;
+            };
+            if sink.write_bytes(data).is_ok() {
+                written = true;
+            } else {
+                self.extra[i] = None;
+                self.report_removed(console);
+            }
+        }
+        written
+    }
+
+    /// Says on the remaining consoles that an added one was removed.
+    fn report_removed(&mut self, dead: ConsoleDescriptor) {
+        let mut line: FixedString<200> = FixedString::new();
+        let micros = self
+            .ticks
+            .and_then(|ticks| time::micros_since_entry(ticks()));
+        let _ = write_stamp(&mut line, micros);
+        let _ = writeln!(
+            line,
+            "WARN  log: console {dead} did not become ready within {} ms; removed",
+            READY_TIMEOUT_MICROS / 1000
+        );
+        let bytes = line.as_str().as_bytes();
+        let sinks = self
+            .sink
+            .into_iter()
+            .chain(self.extra.iter().flatten().map(|e| e.0));
+        for sink in sinks {
+            let _ = sink.write_bytes(bytes);
+        }
+    }
+
+    /// Adds a console that gets every line from now on.
+    fn add(
+        &mut self,
+        sink: &'static dyn ConsoleSink,
+        console: ConsoleDescriptor,
+    ) -> Result<usize, AddConsoleError> {
+        let taken = self.console == Some(console)
+            || self.extra.iter().flatten().any(|(_, c)| *c == console);
+        if taken {
+            return Err(AddConsoleError::AlreadyInUse);
+        }
+        let slot = self
+            .extra
+            .iter_mut()
+            .find(|e| e.is_none())
+            .ok_or(AddConsoleError::NoRoom)?;
+        *slot = Some((sink, console));
+        Ok(self.sink.iter().count() + self.extra.iter().flatten().count())
     }
 
     /// Drops the console for good and opens the fallback, if it is another
@@ -253,6 +320,40 @@ pub fn ensure_console() {
         state.out.ensure_console();
         state.flush_early();
     }
+}
+
+/// Why a console could not be added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddConsoleError {
+    /// It is the console, or was added already.
+    AlreadyInUse,
+    /// [`EXTRA_CONSOLES`] were added already.
+    NoRoom,
+}
+
+impl fmt::Display for AddConsoleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AlreadyInUse => f.write_str("it is a console already"),
+            Self::NoRoom => write!(f, "{EXTRA_CONSOLES} consoles were added already"),
+        }
+    }
+}
+
+/// Adds `sink` (the UART `console` describes) as a further console: every
+/// line from now on goes to it as well as to the console. Returns how many
+/// consoles the log now reaches.
+pub fn add_console(
+    sink: &'static dyn ConsoleSink,
+    console: ConsoleDescriptor,
+) -> Result<usize, AddConsoleError> {
+    STATE.lock().out.add(sink, console)
+}
+
+/// The consoles added besides the console, in the order added.
+pub fn added_consoles() -> impl Iterator<Item = ConsoleDescriptor> {
+    let extra = STATE.lock().out.extra;
+    extra.into_iter().flatten().map(|(_, c)| c)
 }
 
 /// Sets the console to fall back to (see the module documentation).
@@ -462,6 +563,55 @@ mod tests {
 
     fn open_com2() -> Option<&'static dyn ConsoleSink> {
         Some(com2())
+    }
+
+    /// An added console gets every line after it was added; one that dies
+    /// is removed and the others are told; the same console is not added
+    /// twice and there is room for EXTRA_CONSOLES.
+    #[test]
+    fn added_consoles_get_every_line_and_dead_ones_are_removed() {
+        let main = leak_sink(true);
+        let mut out = output(main, ConsoleDescriptor::legacy_port(0x3f8));
+        assert!(out.emit(b"before\n"));
+        let pci = leak_sink(true);
+        assert_eq!(out.add(pci, mmio_console()), Ok(2));
+        assert_eq!(
+            out.add(pci, mmio_console()),
+            Err(AddConsoleError::AlreadyInUse)
+        );
+        assert_eq!(
+            out.add(pci, ConsoleDescriptor::legacy_port(0x3f8)),
+            Err(AddConsoleError::AlreadyInUse)
+        );
+        let dead = leak_sink(false);
+        assert_eq!(out.add(dead, ConsoleDescriptor::legacy_port(0x2f8)), Ok(3));
+        assert!(out.emit(b"after\n"));
+        assert!(out.emit(b"later\n"));
+        assert_eq!(*dead.calls.lock().unwrap(), 1, "tried once, then removed");
+        let text = |s: &FakeSink| String::from_utf8(s.written.lock().unwrap().clone()).unwrap();
+        let removed = "WARN  log: console 16550@port:0x2f8 did not become ready within 10 ms; \
+                       removed\n";
+        assert_eq!(
+            text(pci),
+            alloc::format!("after\n[            ] {removed}later\n")
+        );
+        assert_eq!(
+            text(main),
+            alloc::format!("before\nafter\n[            ] {removed}later\n")
+        );
+        for port in [0x3e8, 0x2e8] {
+            out.add(leak_sink(true), ConsoleDescriptor::legacy_port(port))
+                .unwrap();
+        }
+        assert_eq!(
+            out.add(leak_sink(true), ConsoleDescriptor::legacy_port(0x1e8)),
+            Err(AddConsoleError::NoRoom)
+        );
+        // With no console at all, an added one still takes the lines.
+        let mut alone = Output::new();
+        let only = leak_sink(true);
+        assert_eq!(alone.add(only, mmio_console()), Ok(1));
+        assert!(alone.emit(b"x"));
     }
 
     #[test]

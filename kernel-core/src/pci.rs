@@ -16,7 +16,8 @@ use alloc::vec::Vec;
 use stratus_arch::Arch;
 use stratus_driver_api::{BlockDevice, CachePolicy, DriverServices, NetDevice};
 use stratus_pci::{
-    ConfigAccess, EcamConfigAccess, LegacyConfigAccess, PciDriver, PciFunction, Probed, enumerate,
+    ConfigAccess, EcamConfigAccess, IoSpace, IoWindow, LegacyConfigAccess, PciDriver, PciFunction,
+    Probed, enumerate,
 };
 
 /// The drivers a platform offers PCI functions to, in order of preference.
@@ -64,8 +65,10 @@ pub fn probe_all<A: Arch>(
     drivers: PciDrivers,
 ) -> PciInventory {
     let mut inventory = PciInventory::default();
+    let mut io_spaces = IoSpaces::default();
     for (access, segment, buses) in config_spaces::<A>(acpi, services) {
-        for function in enumerate(access, segment, buses) {
+        for mut function in enumerate(access, segment, buses) {
+            function.io_space = io_spaces.for_function::<A>(acpi, &function);
             let driver = drivers.iter().find(|d| d.claims(&function));
             let (c, s, p) = function.class;
             log::info!(
@@ -113,6 +116,72 @@ pub fn probe_all<A: Arch>(
         }
     }
     inventory
+}
+
+/// Where I/O BARs reach the CPU, per host bridge, each said once.
+#[derive(Default)]
+struct IoSpaces {
+    /// (segment, first bus of the bridge) already logged.
+    logged: Vec<(u16, u8)>,
+}
+
+impl IoSpaces {
+    /// On an architecture with I/O ports (x86) a BAR's port is the CPU's;
+    /// elsewhere the host bridge's I/O windows from the DSDT say where the
+    /// ports are in memory (CPU address = PCI port + translation), or I/O
+    /// BARs cannot be used.
+    fn for_function<A: Arch>(&mut self, acpi: &AcpiPlatform, function: &PciFunction) -> IoSpace {
+        if A::port_io().is_some() {
+            return IoSpace::Ports;
+        }
+        let (segment, bus) = (function.address.segment, function.address.bus);
+        let bridge = acpi
+            .pci_hosts
+            .as_ref()
+            .and_then(|h| h.bridge_for(segment, bus));
+        let key = (segment, bridge.map_or(bus, |b| b.buses.0));
+        let first = !self.logged.contains(&key);
+        if first {
+            self.logged.push(key);
+        }
+        let Some(bridge) = bridge else {
+            if first {
+                log::warn!(
+                    target: "pci",
+                    "{segment:04x}:{bus:02x}: no PCI host bridge for it in the DSDT; I/O BARs unusable"
+                );
+            }
+            return IoSpace::Unknown;
+        };
+        let windows = bridge.io_windows.iter().map(|w| IoWindow {
+            pci_start: w.pci_start,
+            pci_end: w.pci_end,
+            translation: w.translation,
+        });
+        let space = IoSpace::memory(windows);
+        if first {
+            match (&space, &bridge.crs_error) {
+                (Some(space), _) => log::info!(
+                    target: "pci",
+                    "{segment:04x}:{:02x}-{:02x}: I/O BARs through {}'s window: {space}",
+                    bridge.buses.0,
+                    bridge.buses.1,
+                    bridge.path
+                ),
+                (None, Some(e)) => log::warn!(
+                    target: "pci",
+                    "{}: _CRS unreadable ({e}); I/O BARs unusable",
+                    bridge.path
+                ),
+                (None, None) => log::info!(
+                    target: "pci",
+                    "{}: no I/O window in its _CRS; I/O BARs unusable",
+                    bridge.path
+                ),
+            }
+        }
+        space.unwrap_or(IoSpace::Unknown)
+    }
 }
 
 /// Every configuration space the firmware describes: one per MCFG entry,

@@ -1,5 +1,6 @@
 //! What the kernel provides to drivers.
 
+use crate::console::{ConsoleDescriptor, ConsoleSink};
 use crate::dma::DmaBuffer;
 use crate::io_mem::{CachePolicy, IoMem};
 use crate::msi::{MsiRequest, MsiVector};
@@ -56,6 +57,19 @@ pub trait DriverServices: Sync {
     /// The I/O port space, where the architecture has one.
     fn port_io(&self) -> Option<PortIo>;
 
+    /// Makes `console` (a UART a driver brought up, `descriptor` saying
+    /// which) a further console: the kernel's log from now on goes to it as
+    /// well. False when the kernel keeps no further consoles (the default),
+    /// has no room left, or uses that UART already.
+    fn add_console(
+        &self,
+        console: &'static dyn ConsoleSink,
+        descriptor: ConsoleDescriptor,
+    ) -> bool {
+        let _ = (console, descriptor);
+        false
+    }
+
     /// CPUs online.
     fn cpu_count(&self) -> usize;
 
@@ -111,6 +125,16 @@ pub mod host {
         pub len: usize,
     }
 
+    /// A console a driver added.
+    #[derive(Clone, Copy)]
+    pub struct AddedConsole(pub &'static dyn ConsoleSink, pub ConsoleDescriptor);
+
+    impl fmt::Debug for AddedConsole {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "AddedConsole({})", self.1)
+        }
+    }
+
     /// The fake kernel.
     #[derive(Debug)]
     pub struct HostServices {
@@ -122,6 +146,10 @@ pub mod host {
         pub cpus: usize,
         /// The CPU `this_cpu` reports.
         pub cpu: AtomicUsize,
+        /// The port space `port_io` reports.
+        pub ports: Option<PortIo>,
+        /// Consoles drivers added.
+        pub consoles: std::sync::Mutex<std::vec::Vec<AddedConsole>>,
     }
 
     impl HostServices {
@@ -132,6 +160,8 @@ pub mod host {
                 registers: None,
                 cpus: 1,
                 cpu: AtomicUsize::new(0),
+                ports: None,
+                consoles: std::sync::Mutex::new(std::vec::Vec::new()),
             }
         }
 
@@ -174,7 +204,19 @@ pub mod host {
         fn free_msi(&self, _vector: MsiVector) {}
 
         fn port_io(&self) -> Option<PortIo> {
-            None
+            self.ports
+        }
+
+        fn add_console(
+            &self,
+            console: &'static dyn ConsoleSink,
+            descriptor: ConsoleDescriptor,
+        ) -> bool {
+            self.consoles
+                .lock()
+                .unwrap()
+                .push(AddedConsole(console, descriptor));
+            true
         }
 
         fn cpu_count(&self) -> usize {

@@ -671,6 +671,7 @@ impl Fixture {
                 None,
             ],
             config: FunctionConfig::new(config, address),
+            io_space: stratus_pci::IoSpace::Unknown,
         };
         let services: &'static HostServices = Box::leak(Box::new(HostServices {
             registers: Some(HostRegisters {

@@ -109,6 +109,7 @@ fn describe(config: FunctionConfig, header: u8) -> PciFunction {
         is_bridge,
         bars: size_bars(config, bar_count),
         config,
+        io_space: crate::IoSpace::Unknown,
     }
 }
 

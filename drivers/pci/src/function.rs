@@ -1,5 +1,6 @@
 //! One PCI function as a driver receives it.
 
+use crate::io_space::{IoBarError, IoRegion, IoSpace};
 use crate::{FunctionConfig, PciAddress, regs};
 use stratus_driver_api::{CachePolicy, DriverServices, IoMem, MsiSource, ServiceError};
 
@@ -47,6 +48,9 @@ pub struct PciFunction {
     pub bars: [Option<Bar>; 6],
     /// Its configuration space.
     pub config: FunctionConfig,
+    /// How its I/O BARs reach the CPU (set by the kernel from the host
+    /// bridge the firmware describes; [`IoSpace::Unknown`] until then).
+    pub io_space: IoSpace,
 }
 
 impl PciFunction {
@@ -74,6 +78,21 @@ impl PciFunction {
     pub fn enable_memory_space(&self) {
         let command = self.config.read_u16(regs::COMMAND);
         self.config.write_command(command | regs::COMMAND_MEMORY);
+    }
+
+    /// Enables I/O space decoding (for a driver that uses an I/O BAR).
+    pub fn enable_io_decoding(&self) {
+        let command = self.config.read_u16(regs::COMMAND);
+        self.config.write_command(command | regs::COMMAND_IO);
+    }
+
+    /// Where I/O BAR `index` is for the CPU: CPU ports, or physical memory
+    /// in the host bridge's I/O window ([`IoSpace`]).
+    pub fn io_bar(&self, index: usize) -> Result<IoRegion, IoBarError> {
+        match self.bars.get(index).copied().flatten() {
+            Some(Bar::Io { port, size }) => self.io_space.locate(port, size),
+            _ => Err(IoBarError::NotIo(index)),
+        }
     }
 
     /// Maps memory BAR `index` with the cache policy its prefetchable bit

@@ -7,6 +7,8 @@
 //! * [`PciFunction`]: one function as a driver gets it: ids, class, decoded
 //!   and sized BARs, capabilities, BAR mapping with the right cache policy,
 //!   bus mastering (enabled only for a function a driver claims).
+//! * [`io_space`]: where I/O BARs are for the CPU (ports on x86, a memory
+//!   window the firmware describes on Arm).
 //! * [`msix`] and [`msi`]: MSI-X and single-message MSI programming with messages from the driver API.
 //! * [`PciDriver`]: what a driver implements so the kernel can offer it the
 //!   functions it finds.
@@ -22,6 +24,7 @@ mod enumerate;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;
 mod function;
+pub mod io_space;
 pub mod legacy;
 pub mod msi;
 pub mod msix;
@@ -32,6 +35,7 @@ pub use driver::{PciDriver, Probed};
 pub use ecam::EcamConfigAccess;
 pub use enumerate::{enumerate, size_bars};
 pub use function::{Bar, PciFunction};
+pub use io_space::{IoBarError, IoRegion, IoSpace, IoWindow};
 pub use legacy::LegacyConfigAccess;
 
 /// Configuration-space offsets and capability ids used across drivers

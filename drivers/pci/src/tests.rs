@@ -5,6 +5,7 @@ extern crate std;
 use crate::fake::{FakeConfigSpace, FakeFunction};
 use crate::msix::{Msix, MsixError};
 use crate::*;
+use std::string::ToString;
 use std::vec::Vec;
 use stratus_driver_api::MsiMessage;
 use stratus_driver_api::dma::host::HostDma;
@@ -292,4 +293,85 @@ fn msi_function_without_capability() -> PciFunction {
     let space = FakeConfigSpace::default();
     space.insert(a(0, 1, 0), FakeFunction::new(1, 2, (1, 0, 0)));
     enumerate(space.leak(), 0, 0..=0).remove(0)
+}
+
+fn virt_window() -> IoSpace {
+    IoSpace::memory([IoWindow {
+        pci_start: 0,
+        pci_end: 0xffff,
+        translation: 0x3eff_0000,
+    }])
+    .unwrap()
+}
+
+/// An I/O BAR (QEMU's pci-serial: 8 ports at 0xc000 on x86, 0x1000 on Arm)
+/// through each kind of I/O space.
+#[test]
+fn io_bars_through_ports_and_memory_windows() {
+    let mut function = enumerate(topology(), 0, 0..=1)
+        .into_iter()
+        .find(|f| f.address == a(0, 3, 0))
+        .unwrap();
+    assert_eq!(
+        function.bars[0],
+        Some(Bar::Io {
+            port: 0xc000,
+            size: 8
+        })
+    );
+    // Unknown until the kernel says.
+    assert_eq!(function.io_bar(0), Err(IoBarError::NoIoSpace));
+    assert_eq!(function.io_bar(1), Err(IoBarError::NotIo(1)));
+    function.io_space = IoSpace::Ports;
+    assert_eq!(
+        function.io_bar(0),
+        Ok(IoRegion::Port {
+            base: 0xc000,
+            size: 8
+        })
+    );
+    // QEMU virt's window: PCI ports 0-0xffff at 0x3eff0000.
+    function.io_space = virt_window();
+    assert_eq!(
+        function.io_bar(0),
+        Ok(IoRegion::Mmio {
+            phys: 0x3eff_c000,
+            size: 8
+        })
+    );
+    assert_eq!(
+        function.io_space.to_string(),
+        "ports 0x0-0xffff at 0x3eff0000"
+    );
+    // A window that does not hold all eight ports.
+    function.io_space = IoSpace::memory([IoWindow {
+        pci_start: 0,
+        pci_end: 0xc003,
+        translation: 0x3eff_0000,
+    }])
+    .unwrap();
+    assert_eq!(
+        function.io_bar(0),
+        Err(IoBarError::OutsideWindows {
+            port: 0xc000,
+            size: 8
+        })
+    );
+    assert_eq!(IoSpace::memory([]), None);
+    // A BAR left at port 0 (or anywhere below 0x100) on a PC was never
+    // assigned; in a memory window port 0 is a port like any other.
+    assert_eq!(
+        IoSpace::Ports.locate(0, 8),
+        Err(IoBarError::Unassigned { port: 0 })
+    );
+    assert!(virt_window().locate(0, 8).is_ok());
+    // Ports past 0xffff do not wrap around.
+    assert!(IoSpace::Ports.locate(0xfffc, 8).is_err());
+    assert!(IoSpace::Ports.locate(u32::MAX, 8).is_err());
+    // Enabling I/O decoding sets only the I/O bit of the command register.
+    function.enable_io_decoding();
+    assert_eq!(
+        function.config.read_u16(regs::COMMAND) & regs::COMMAND_IO,
+        regs::COMMAND_IO
+    );
 }

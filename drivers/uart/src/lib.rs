@@ -8,12 +8,17 @@
 //!
 //! [`open_console`] builds the driver a [`ConsoleDescriptor`] asks for and is
 //! what platforms hand to `kernel_core::start`.
+//! * [`Ns16550PciDriver`]: a PCI serial card's 16550 as a further console.
 #![no_std]
 
+extern crate alloc;
+
 mod ns16550;
+mod pci;
 mod pl011;
 
-pub use ns16550::{Ns16550, Ns16550Registers};
+pub use ns16550::{Ns16550, Ns16550Registers, pc_divisor};
+pub use pci::Ns16550PciDriver;
 pub use pl011::Pl011;
 
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -126,14 +131,25 @@ mod spin_once {
     }
 }
 
-/// Room for the console and one fallback (the x86 legacy port taking over
-/// from an SPCR console that stopped working).
-static CONSOLES: [Once<UartConsole>; 2] = [Once::new(), Once::new()];
+/// Room for the console, one fallback (the x86 legacy port taking over
+/// from an SPCR console that stopped working) and three PCI serial cards.
+static CONSOLES: [Once<UartConsole>; 5] = [
+    Once::new(),
+    Once::new(),
+    Once::new(),
+    Once::new(),
+    Once::new(),
+];
+
+/// Keeps `console` in a free static slot; `None` when all are taken.
+fn keep_console(console: UartConsole) -> Option<&'static UartConsole> {
+    CONSOLES.iter().find(|slot| !slot.is_taken())?.set(console)
+}
 
 /// Builds the console driver for `descriptor` with registers at `access`,
 /// programs the line (when the descriptor names a baud rate the driver can
-/// set) and keeps it in a static. There is room for two consoles; a third
-/// call returns `None`.
+/// set) and keeps it in a static. There is room for five consoles (PCI
+/// cards' included); a further call returns `None`.
 ///
 /// # Safety
 /// `access` must describe the registers of the UART `descriptor` names:

@@ -119,6 +119,11 @@ impl Ns16550Registers {
     }
 }
 
+/// The divisor for `baud` from the PC's 1.8432 MHz UART clock.
+pub fn pc_divisor(baud: u32) -> u16 {
+    (PC_UART_BASE_BAUD / baud.max(1)).clamp(1, 0xffff) as u16
+}
+
 /// An NS16550 driven by polling.
 pub struct Ns16550 {
     regs: Ns16550Registers,
@@ -138,15 +143,30 @@ impl Ns16550 {
         let uart = Self { regs };
         uart.regs.write(IER, 0);
         if let (Ns16550Registers::Port { .. }, Some(baud)) = (regs, baud) {
-            let divisor = (PC_UART_BASE_BAUD / baud.max(1)).clamp(1, 0xffff) as u16;
-            uart.regs.write(LCR, LCR_DLAB);
-            uart.regs.write(DLL, divisor as u8);
-            uart.regs.write(DLM, (divisor >> 8) as u8);
-            uart.regs.write(LCR, LCR_8N1);
-            uart.regs.write(FCR, FCR_ENABLE_CLEAR);
-            uart.regs.write(MCR, MCR_DTR_RTS_OUT2);
+            uart.program_line(Some(pc_divisor(baud)));
         }
         uart
+    }
+
+    /// Takes over a UART no firmware set up (a PCI serial card): interrupts
+    /// off, 8N1, FIFOs on, DTR/RTS; the divisor only when `divisor` is
+    /// given (the card's clock known), else left as it is.
+    pub fn new_card(regs: Ns16550Registers, divisor: Option<u16>) -> Self {
+        let uart = Self { regs };
+        uart.regs.write(IER, 0);
+        uart.program_line(divisor);
+        uart
+    }
+
+    fn program_line(&self, divisor: Option<u16>) {
+        if let Some(divisor) = divisor {
+            self.regs.write(LCR, LCR_DLAB);
+            self.regs.write(DLL, divisor as u8);
+            self.regs.write(DLM, (divisor >> 8) as u8);
+        }
+        self.regs.write(LCR, LCR_8N1);
+        self.regs.write(FCR, FCR_ENABLE_CLEAR);
+        self.regs.write(MCR, MCR_DTR_RTS_OUT2);
     }
 
     /// Sends one byte, waiting for room in the transmitter. The wait is

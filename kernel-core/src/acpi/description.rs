@@ -10,6 +10,7 @@ use super::hpet::{self, Hpet, HpetError};
 use super::iort::{self, Iort, IortError};
 use super::madt::{self, Cpu, Madt, MadtError};
 use super::mcfg::{self, EcamRegion, McfgError};
+use super::pci_host::{self, PciHosts};
 use super::soft_off::{self, SoftOffError};
 use super::spcr::{self, SpcrOutcome};
 use super::tables::{PhysicalMemory, Signature, TableFault, TableSet, read_table};
@@ -109,6 +110,9 @@ pub struct AcpiPlatform {
     pub spcr: SpcrOutcome,
     /// SPCR: the UART's GSI.
     pub spcr_interrupt: Option<u32>,
+    /// PCI host bridges the DSDT and SSDTs declare, with their I/O windows;
+    /// `None` without a readable DSDT.
+    pub pci_hosts: Option<PciHosts>,
     /// x86 soft-off through the PM1 control registers and `\_S5`, or why
     /// there is none; `None` where it was not looked for (no FADT, or PSCI
     /// stops the machine).
@@ -132,6 +136,7 @@ impl AcpiPlatform {
             iort: None,
             spcr: SpcrOutcome::Absent,
             spcr_interrupt: None,
+            pci_hosts: None,
             soft_off: None,
         }
     }
@@ -263,12 +268,17 @@ pub fn describe<M: PhysicalMemory + ?Sized>(set: &TableSet<'_>, memory: &M) -> A
             Err(problem) => p.skipped.push((Signature(*b"DSDT"), problem)),
         }
     }
-    if let Some(fadt) = p.fadt.filter(|f| f.psci.is_none()) {
-        let ssdts = set
-            .tables
+    let ssdts = || {
+        set.tables
             .iter()
             .filter(|t| &t.signature.0 == b"SSDT")
-            .filter_map(|t| t.bytes.ok());
+            .filter_map(|t| t.bytes.ok())
+    };
+    if let Some(dsdt) = dsdt_bytes {
+        p.pci_hosts = Some(pci_host::find(core::iter::once(dsdt).chain(ssdts())));
+    }
+    if let Some(fadt) = p.fadt.filter(|f| f.psci.is_none()) {
+        let ssdts = ssdts();
         p.soft_off = Some(soft_off::soft_off(&fadt, dsdt_bytes, ssdts));
     }
     platform

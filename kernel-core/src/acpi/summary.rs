@@ -49,6 +49,18 @@ pub fn lines(p: &AcpiPlatform) -> Vec<String> {
         list(&mut mcfg, &p.pci_ecam, |l, r| write!(l, "{r}"));
         out.push(mcfg);
     }
+    if let Some(hosts) = &p.pci_hosts {
+        let mut line = format!("pci-hosts={}", hosts.bridges.len());
+        list(&mut line, &hosts.bridges, |l, b| write!(l, "{b}"));
+        if let Some(first) = hosts.stopped.first() {
+            let _ = write!(
+                line,
+                " (AML walk stopped early in {} scope(s), first at {first})",
+                hosts.stopped_count
+            );
+        }
+        out.push(line);
+    }
     if let Some(h) = &p.hpet {
         out.push(format!(
             "hpet @{:#x} comparators={}",

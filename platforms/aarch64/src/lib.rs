@@ -12,11 +12,13 @@ pub use kernel_core::{self, Kernel};
 pub use stratus_uart::open_console as __open_console;
 
 /// The drivers PCI functions are offered to, in this order.
-pub static PCI_DRIVERS: kernel_core::pci::PciDrivers = &[&NVME, &VIRTIO_BLK, &VIRTIO_NET];
+pub static PCI_DRIVERS: kernel_core::pci::PciDrivers = &[&NVME, &VIRTIO_BLK, &VIRTIO_NET, &SERIAL];
 
 static NVME: stratus_nvme::NvmeDriver = stratus_nvme::NvmeDriver::new();
 static VIRTIO_BLK: stratus_virtio::VirtioBlkDriver = stratus_virtio::VirtioBlkDriver;
 static VIRTIO_NET: stratus_virtio::VirtioNetDriver = stratus_virtio::VirtioNetDriver;
+/// PCI serial cards (16550): further consoles.
+static SERIAL: stratus_uart::Ns16550PciDriver = stratus_uart::Ns16550PciDriver;
 
 /// The architecture of this platform.
 pub type Arch = arch_aarch64::Aarch64;

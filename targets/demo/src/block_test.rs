@@ -62,10 +62,16 @@ fn fill(buffer: &mut [u8], start: u64) {
     }
 }
 
-/// Whether the first two blocks show a partition table.
-fn has_partition_table(first_blocks: &[u8], block_size: usize) -> bool {
-    first_blocks.get(510..512) == Some(&[0x55, 0xaa])
-        || first_blocks.get(block_size..block_size + 8) == Some(b"EFI PART")
+/// The partition table the first two blocks show, if any: a GPT header in
+/// block 1 (its protective MBR aside), else an MBR boot signature.
+fn partition_table(first_blocks: &[u8], block_size: usize) -> Option<&'static str> {
+    if first_blocks.get(block_size..block_size + 8) == Some(b"EFI PART") {
+        Some("GPT")
+    } else if first_blocks.get(510..512) == Some(&[0x55, 0xaa]) {
+        Some("MBR")
+    } else {
+        None
+    }
 }
 
 fn test_one(device: &dyn BlockDevice) -> Outcome {
@@ -97,9 +103,9 @@ fn test_one(device: &dyn BlockDevice) -> Outcome {
     if let Err(e) = device.read(0, &mut first) {
         return fail("reading blocks 0-1", e);
     }
-    if has_partition_table(&first, size) {
+    if let Some(table) = partition_table(&first, size) {
         logger::write_raw(format_args!(
-            "stratus: block name={name} holds a partition table; left alone\n"
+            "stratus: block name={name} holds a partition table ({table}); left alone\n"
         ));
         return Outcome::LeftAlone;
     }

@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode};
 
 use stratus_image::cloud::{self, CloudFormat};
 use stratus_image::image::{self, Arch, ImageContents};
-use stratus_image::qemu::{self, Boot, DiskFormat};
+use stratus_image::qemu::{self, Boot, BootDisk, DiskFormat};
 use stratus_image::{ImageError, output};
 
 const USAGE: &str = "\
@@ -26,7 +26,7 @@ usage: stratus-image COMMAND ...
         All four cloud files into DIR; prints each file's size.
   cloud-commands DIR
         Prints the commands that upload DIR's files and start instances (runs nothing).
-  run [--arch A] [--cmdline STR] [--loader P] KERNEL [-- QEMU ARGS...]
+  run [--arch A] [--cmdline STR] [--loader P] [--boot-disk virtio|nvme] KERNEL [-- QEMU ARGS...]
         Boots one kernel ELF in QEMU (a temporary image; serial on this terminal).
         Options may follow KERNEL (cargo runner: `cargo run -- --cmdline exit=qemu`).
         The architecture comes from the ELF header unless --arch is given; the loader
@@ -34,9 +34,11 @@ usage: stratus-image COMMAND ...
         the kernel (target/<arch>-unknown-uefi/release/stratus-loader.efi).
         Usable as a cargo runner. Exit status 0 when the kernel reports success.
   machine --arch A --image I --vars V [--format raw|vpc|vmdk] [--snapshot] [--serial S]
-          [--machine TYPE]
+          [--machine TYPE] [--boot-disk virtio|nvme]
         The QEMU command for booting I, as JSON (ci/qemu.py uses it), with the
         firmware variable template and the exit statuses.
+        --boot-disk (machine and run): attach the image as a virtio-blk disk (the
+        default) or as namespace 1 of an NVMe controller, as AWS attaches its volumes.
 ";
 
 fn main() -> ExitCode {
@@ -308,10 +310,27 @@ fn arch_option(a: &Args) -> Result<Option<Arch>, CliError> {
         .transpose()
 }
 
+/// `--boot-disk virtio|nvme` (virtio-blk when absent).
+fn boot_disk_option(a: &Args) -> Result<BootDisk, CliError> {
+    match a.text("boot-disk")? {
+        Some(t) => BootDisk::from_name(&t)
+            .ok_or_else(|| CliError::Usage(format!("--boot-disk {t:?}: virtio or nvme"))),
+        None => Ok(BootDisk::default()),
+    }
+}
+
 fn cmd_machine(args: &[OsString]) -> CliResult {
     let a = parse(
         args,
-        &["arch", "image", "vars", "format", "serial", "machine"],
+        &[
+            "arch",
+            "image",
+            "vars",
+            "format",
+            "serial",
+            "machine",
+            "boot-disk",
+        ],
         &["snapshot"],
     )?;
     a.positionals(0, "no positional arguments")?;
@@ -330,6 +349,7 @@ fn cmd_machine(args: &[OsString]) -> CliResult {
     let (image, vars) = (required("image")?, required("vars")?);
     let serial = a.text("serial")?.unwrap_or_else(|| "stdio".into());
     let machine_type = a.text("machine")?;
+    let boot_disk = boot_disk_option(&a)?;
     let boot = Boot {
         arch,
         image: &image,
@@ -338,6 +358,7 @@ fn cmd_machine(args: &[OsString]) -> CliResult {
         serial: &serial,
         snapshot: a.flag("snapshot"),
         machine_type: machine_type.as_deref(),
+        boot_disk,
     };
     let argv: Vec<String> = qemu::command(&boot)
         .iter()
@@ -413,7 +434,8 @@ fn find_loader(arch: Arch, given: Option<&OsString>, kernel: &Path) -> Result<Pa
 }
 
 fn cmd_run(args: &[OsString]) -> CliResult {
-    let a = parse(args, &["arch", "cmdline", "loader"], &[])?;
+    let a = parse(args, &["arch", "cmdline", "loader", "boot-disk"], &[])?;
+    let boot_disk = boot_disk_option(&a)?;
     let kernel_path = a
         .positionals(1, "run [options] KERNEL [-- QEMU ARGS]")?
         .remove(0);
@@ -465,6 +487,7 @@ fn cmd_run(args: &[OsString]) -> CliResult {
                 serial: "stdio",
                 snapshot: false,
                 machine_type: None,
+                boot_disk,
             };
             let argv = qemu::command(&boot);
             eprintln!(

@@ -49,6 +49,36 @@ impl DiskFormat {
     }
 }
 
+/// How the boot disk is attached: virtio-blk (QEMU's usual disk, GCP's older machines) or
+/// NVMe (AWS Nitro and Graviton, GCP's third generation and T2A attach every disk so).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BootDisk {
+    /// `virtio-blk-pci`.
+    #[default]
+    Virtio,
+    /// An NVMe controller (`nvme`, QEMU's 1b36:0010) whose namespace 1 is the image.
+    Nvme,
+}
+
+impl BootDisk {
+    /// Parses the option's value (`virtio`, `nvme`).
+    pub fn from_name(name: &str) -> Option<BootDisk> {
+        match name {
+            "virtio" => Some(BootDisk::Virtio),
+            "nvme" => Some(BootDisk::Nvme),
+            _ => None,
+        }
+    }
+
+    /// The QEMU `-device` value that attaches the drive with id `boot`.
+    fn device(self) -> &'static str {
+        match self {
+            BootDisk::Virtio => "virtio-blk-pci,drive=boot",
+            BootDisk::Nvme => "nvme,serial=stratus-boot,drive=boot",
+        }
+    }
+}
+
 /// The exit statuses QEMU ends with when the kernel reports success or failure through
 /// the exit device (x86 `isa-debug-exit`: value v gives (v << 1) | 1; aarch64
 /// semihosting SYS_EXIT), when the guest resets (`-no-reboot` makes that an exit 0) and
@@ -126,8 +156,10 @@ fn machine(arch: Arch, machine_type: Option<&str>) -> Vec<&str> {
 pub struct Boot<'a> {
     /// The machine.
     pub arch: Arch,
-    /// The disk image, attached as a virtio-blk disk.
+    /// The disk image.
     pub image: &'a Path,
+    /// How the image is attached (virtio-blk or NVMe).
+    pub boot_disk: BootDisk,
     /// How the image is stored.
     pub format: DiskFormat,
     /// The writable copy of the firmware's variable store for this run.
@@ -164,7 +196,7 @@ pub fn command(boot: &Boot<'_>) -> Vec<String> {
         "-drive".into(),
         drive,
         "-device".into(),
-        "virtio-blk-pci,drive=boot".into(),
+        boot.boot_disk.device().into(),
         "-display".into(),
         "none".into(),
         "-monitor".into(),
@@ -195,9 +227,11 @@ mod tests {
             serial: "stdio",
             snapshot: false,
             machine_type: None,
+            boot_disk: BootDisk::Virtio,
         };
         let argv = command(&boot);
         assert_eq!(argv[0], "qemu-system-aarch64");
+        assert!(argv.contains(&"virtio-blk-pci,drive=boot".to_string()));
         assert!(
             argv.contains(
                 &"if=none,id=boot,format=vmdk,file=/tmp/a,,b.vmdk,snapshot=on".to_string()
@@ -219,10 +253,41 @@ mod tests {
             serial: "stdio",
             snapshot: false,
             machine_type: Some("pc"),
+            boot_disk: BootDisk::Virtio,
         };
         let argv = command(&boot);
         assert!(argv.contains(&"if=none,id=boot,format=raw,file=x.img".to_string()));
         assert_eq!(argv[1..3], ["-M", "pc"]);
         assert!(argv.contains(&"isa-debug-exit,iobase=0xf4,iosize=0x04".to_string()));
+    }
+
+    /// `--boot-disk nvme`: the image is namespace 1 of an NVMe controller, and no
+    /// virtio-blk disk is attached.
+    #[test]
+    fn the_boot_disk_can_be_nvme() {
+        assert_eq!(BootDisk::from_name("nvme"), Some(BootDisk::Nvme));
+        assert_eq!(BootDisk::from_name("virtio"), Some(BootDisk::Virtio));
+        assert_eq!(BootDisk::from_name("scsi"), None);
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            let boot = Boot {
+                arch,
+                image: Path::new("x.img"),
+                format: DiskFormat::Raw,
+                vars: Path::new("v.fd"),
+                serial: "stdio",
+                snapshot: true,
+                machine_type: None,
+                boot_disk: BootDisk::Nvme,
+            };
+            let argv = command(&boot);
+            let device = argv
+                .iter()
+                .position(|a| a == "nvme,serial=stratus-boot,drive=boot");
+            assert_eq!(device.map(|i| argv[i - 1].as_str()), Some("-device"));
+            assert!(!argv.iter().any(|a| a.contains("virtio-blk")));
+            assert!(
+                argv.contains(&"if=none,id=boot,format=raw,file=x.img,snapshot=on".to_string())
+            );
+        }
     }
 }
