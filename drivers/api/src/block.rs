@@ -64,6 +64,16 @@ pub struct BlockRequest<'a> {
     pub result: Result<(), BlockError>,
 }
 
+/// What [`BlockDevice::read_queued`] reports about one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestEvent {
+    /// The request (its first command) was handed to the device.
+    Submitted,
+    /// The request's result is known (the last of its commands ended, or
+    /// it was refused).
+    Completed,
+}
+
 /// A disk.
 pub trait BlockDevice: Send + Sync {
     /// A short name for logs (`nvme0n1`, `virtio-blk0`).
@@ -97,6 +107,36 @@ pub trait BlockDevice: Send + Sync {
         }
     }
 
+    /// Reads every request of `requests` with at most `depth` of them in
+    /// flight at any time (at least one): whenever one completes the next is
+    /// submitted, so a long list holds the device at that queue depth
+    /// throughout, unlike [`BlockDevice::read_batch`], whose depth falls as
+    /// the batch drains. `observer(index, event)` is told when request
+    /// `index` goes to the device ([`RequestEvent::Submitted`], for a
+    /// request split into several commands: its first) and when its result
+    /// is known ([`RequestEvent::Completed`]); a request refused before
+    /// submission is only reported completed. Benchmarks time requests with
+    /// it. The default runs `read_batch` on groups of `depth` requests,
+    /// reporting each group submitted before and completed after its batch.
+    fn read_queued(
+        &self,
+        requests: &mut [BlockRequest<'_>],
+        depth: usize,
+        observer: &mut dyn FnMut(usize, RequestEvent),
+    ) {
+        let depth = depth.max(1);
+        for (group, chunk) in requests.chunks_mut(depth).enumerate() {
+            let first = group * depth;
+            for index in first..first + chunk.len() {
+                observer(index, RequestEvent::Submitted);
+            }
+            self.read_batch(chunk);
+            for index in first..first + chunk.len() {
+                observer(index, RequestEvent::Completed);
+            }
+        }
+    }
+
     /// Checks a request against the device's size and block size: the
     /// number of blocks it covers.
     fn check_request(&self, lba: u64, len: usize) -> Result<u64, BlockError> {
@@ -114,5 +154,86 @@ pub trait BlockDevice: Send + Sync {
                 capacity,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    extern crate std;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// A device with the trait's default batch methods that counts reads.
+    struct Counting {
+        reads: AtomicUsize,
+    }
+
+    impl BlockDevice for Counting {
+        fn name(&self) -> &str {
+            "counting"
+        }
+        fn block_size(&self) -> u32 {
+            512
+        }
+        fn capacity_blocks(&self) -> u64 {
+            100
+        }
+        fn queue_count(&self) -> usize {
+            1
+        }
+        fn read(&self, lba: u64, buffer: &mut [u8]) -> Result<(), BlockError> {
+            self.check_request(lba, buffer.len())?;
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            buffer.fill(lba as u8);
+            Ok(())
+        }
+        fn write(&self, _lba: u64, _buffer: &[u8]) -> Result<(), BlockError> {
+            Err(BlockError::ReadOnly)
+        }
+        fn flush(&self) -> Result<(), BlockError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn default_read_queued_reports_every_request_in_groups_of_depth() {
+        let device = Counting {
+            reads: AtomicUsize::new(0),
+        };
+        let mut buffers = vec![[0u8; 512]; 10];
+        let mut requests: Vec<BlockRequest<'_>> = buffers
+            .iter_mut()
+            .enumerate()
+            .map(|(i, b)| BlockRequest {
+                lba: if i == 9 { 100 } else { i as u64 },
+                buffer: b,
+                result: Ok(()),
+            })
+            .collect();
+        let mut events = Vec::new();
+        let mut in_flight = 0usize;
+        let mut most = 0usize;
+        device.read_queued(&mut requests, 4, &mut |index, event| {
+            match event {
+                RequestEvent::Submitted => in_flight += 1,
+                RequestEvent::Completed => in_flight -= 1,
+            }
+            most = most.max(in_flight);
+            events.push((index, event));
+        });
+        assert_eq!(most, 4);
+        assert_eq!(events.len(), 20);
+        assert_eq!(events[0], (0, RequestEvent::Submitted));
+        assert_eq!(events[4], (0, RequestEvent::Completed));
+        assert!(requests[..9].iter().all(|r| r.result.is_ok()));
+        assert!(matches!(
+            requests[9].result,
+            Err(BlockError::OutOfRange { .. })
+        ));
+        assert_eq!(device.reads.load(Ordering::Relaxed), 9);
+        drop(requests);
+        assert_eq!(buffers[3][0], 3);
     }
 }

@@ -26,7 +26,7 @@ pub mod msi;
 pub mod net;
 pub mod services;
 
-pub use block::{BlockDevice, BlockError, BlockRequest};
+pub use block::{BlockDevice, BlockError, BlockRequest, RequestEvent};
 pub use dma::{DmaAllocator, DmaBuffer};
 pub use io_mem::{CachePolicy, IoMem, IoMemError};
 pub use msi::{InterruptHandler, MsiMessage, MsiRequest, MsiSource, MsiVector};

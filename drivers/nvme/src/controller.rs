@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
 use spin::Mutex;
 use stratus_driver_api::clock::{self, Deadline};
-use stratus_driver_api::{DriverServices, IoMem, MsiRequest, MsiVector};
+use stratus_driver_api::{DriverServices, IoMem, MsiRequest, MsiVector, RequestEvent};
 use stratus_pci::PciFunction;
 use stratus_pci::msix::Msix;
 
@@ -253,7 +253,14 @@ impl Controller {
     /// Runs one admin command with up to 4 KiB of data.
     fn admin_command(&self, command: Command, data: Data<'_>) -> Result<Completion, NvmeError> {
         let mut transfers = [Transfer::new(command, data)];
-        self.run(&self.admin, true, true, &mut transfers);
+        self.run(
+            &self.admin,
+            true,
+            true,
+            &mut transfers,
+            usize::MAX,
+            &mut |_, _| {},
+        );
         let [transfer] = transfers;
         transfer.result
     }
@@ -443,8 +450,22 @@ impl Controller {
 
     /// Runs `transfers` on the executing CPU's I/O queue.
     pub fn run_io(&self, transfers: &mut [Transfer<'_>]) {
+        self.run_io_queued(transfers, usize::MAX, &mut |_, _| {});
+    }
+
+    /// Runs `transfers` on the executing CPU's I/O queue with at most
+    /// `depth` of them in flight, telling `observer` when transfer `index`
+    /// is submitted and when it ends.
+    pub fn run_io_queued(
+        &self,
+        transfers: &mut [Transfer<'_>],
+        depth: usize,
+        observer: &mut dyn FnMut(usize, RequestEvent),
+    ) {
         match self.io_queue() {
-            Some((queue, interrupt_here)) => self.run(queue, false, !interrupt_here, transfers),
+            Some((queue, interrupt_here)) => {
+                self.run(queue, false, !interrupt_here, transfers, depth, observer)
+            }
             None => {
                 for transfer in transfers {
                     transfer.result = Err(NvmeError::NoIoQueues);
@@ -455,16 +476,20 @@ impl Controller {
 
     /// Submits as many of `transfers` as the queue has slots for, rings
     /// the doorbell once, collects completions, and refills freed slots
-    /// until every transfer has a result. Each command is bounded by
-    /// the command timeout. A `polled` run spins; otherwise it halts
-    /// until the queue's interrupt between looks.
+    /// until every transfer has a result, keeping at most `depth` of them
+    /// in flight. Each command is bounded by the command timeout. A
+    /// `polled` run spins; otherwise it halts until the queue's interrupt
+    /// between looks. `observer` hears of each submission and each result.
     fn run(
         &self,
         queue: &Mutex<QueuePair>,
         is_admin: bool,
         polled: bool,
         transfers: &mut [Transfer<'_>],
+        depth: usize,
+        observer: &mut dyn FnMut(usize, RequestEvent),
     ) {
+        let depth = depth.max(1);
         let mut next = 0;
         let mut waiting: Vec<(u16, usize, Deadline)> = Vec::new();
         // Set while no slot is free and none of ours is in flight (the
@@ -476,7 +501,7 @@ impl Controller {
             {
                 let mut q = queue.lock();
                 let mut pushed = false;
-                while next < transfers.len() {
+                while next < transfers.len() && waiting.len() < depth {
                     let Some(slot) = q.free_slot() else { break };
                     stalled = None;
                     match self.submit(&mut q, slot, &mut transfers[next]) {
@@ -485,8 +510,12 @@ impl Controller {
                                 Deadline::after(self.command_timeout, COMMAND_TIMEOUT_POLLS);
                             waiting.push((slot, next, deadline));
                             pushed = true;
+                            observer(next, RequestEvent::Submitted);
                         }
-                        Err(e) => transfers[next].result = Err(e),
+                        Err(e) => {
+                            transfers[next].result = Err(e);
+                            observer(next, RequestEvent::Completed);
+                        }
                     }
                     next += 1;
                 }
@@ -496,6 +525,7 @@ impl Controller {
                     for (slot, index, _) in waiting.drain(..) {
                         q.abandon(slot);
                         transfers[index].result = Err(e);
+                        observer(index, RequestEvent::Completed);
                     }
                     continue;
                 }
@@ -504,11 +534,13 @@ impl Controller {
                     if let Some(completion) = self.collect(&mut q, *slot, is_admin, transfer) {
                         transfer.result = completion;
                         progressed = true;
+                        observer(*index, RequestEvent::Completed);
                         return false;
                     }
                     if deadline.expired() {
                         q.abandon(*slot);
                         transfer.result = Err(self.timeout(is_admin, transfer.command.opcode()));
+                        observer(*index, RequestEvent::Completed);
                         return false;
                     }
                     true
@@ -518,8 +550,9 @@ impl Controller {
                         Deadline::after(self.command_timeout, COMMAND_TIMEOUT_POLLS)
                     });
                     if deadline.expired() {
-                        for transfer in &mut transfers[next..] {
+                        for (index, transfer) in transfers.iter_mut().enumerate().skip(next) {
                             transfer.result = Err(NvmeError::NoFreeSlot);
+                            observer(index, RequestEvent::Completed);
                         }
                         next = transfers.len();
                     }

@@ -7,7 +7,7 @@ use crate::identify::NamespaceIdentity;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use stratus_driver_api::{BlockDevice, BlockError, BlockRequest};
+use stratus_driver_api::{BlockDevice, BlockError, BlockRequest, RequestEvent};
 
 /// Blocks one Read or Write names at most (CDW12.NLB is 16 bits, 0-based).
 const MAX_BLOCKS_PER_COMMAND: usize = 1 << 16;
@@ -129,22 +129,56 @@ impl BlockDevice for NvmeNamespace {
     /// Every chunk of every valid request goes to the queue before the
     /// driver waits: up to the queue's depth (63) in flight at once.
     fn read_batch(&self, requests: &mut [BlockRequest<'_>]) {
+        self.read_queued(requests, usize::MAX, &mut |_, _| {});
+    }
+
+    /// As `read_batch`, with at most `depth` commands in flight: a freed
+    /// slot takes the next command at once. A request longer than one
+    /// command counts as submitted with its first command and completed
+    /// with its last.
+    fn read_queued(
+        &self,
+        requests: &mut [BlockRequest<'_>],
+        depth: usize,
+        observer: &mut dyn FnMut(usize, RequestEvent),
+    ) {
         let chunk = self.chunk_bytes();
         let mut owners = Vec::new();
         let mut transfers = Vec::new();
+        // Commands of each request still to end.
+        let mut pending: Vec<usize> = alloc::vec![0; requests.len()];
+        let mut started: Vec<bool> = alloc::vec![false; requests.len()];
         for (index, request) in requests.iter_mut().enumerate() {
             if let Err(e) = self.check_request(request.lba, request.buffer.len()) {
                 request.result = Err(e);
+                observer(index, RequestEvent::Completed);
                 continue;
             }
             request.result = Ok(());
             let commands = self.commands(io::READ, request.lba, request.buffer.len());
             for (command, part) in commands.zip(request.buffer.chunks_mut(chunk)) {
                 owners.push(index);
+                pending[index] += 1;
                 transfers.push(Transfer::new(command, Data::FromDevice(part)));
             }
         }
-        self.controller.run_io(&mut transfers);
+        self.controller
+            .run_io_queued(&mut transfers, depth, &mut |transfer, event| {
+                let owner = owners[transfer];
+                match event {
+                    RequestEvent::Submitted if !started[owner] => {
+                        started[owner] = true;
+                        observer(owner, event);
+                    }
+                    RequestEvent::Submitted => {}
+                    RequestEvent::Completed => {
+                        pending[owner] -= 1;
+                        if pending[owner] == 0 {
+                            observer(owner, event);
+                        }
+                    }
+                }
+            });
         let results: Vec<Result<(), NvmeError>> =
             transfers.iter().map(|t| t.result.map(|_| ())).collect();
         drop(transfers);

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use core::time::Duration;
 use std::time::Instant;
-use stratus_driver_api::{BlockDevice, BlockError, BlockRequest};
+use stratus_driver_api::{BlockDevice, BlockError, BlockRequest, RequestEvent};
 use stratus_pci::{PciDriver, Probed};
 
 fn probe(fixture: &Fixture) -> Vec<Arc<dyn BlockDevice>> {
@@ -219,6 +219,103 @@ fn a_batch_keeps_32_reads_in_flight() {
     // (the bound here leaves room for a loaded host).
     assert_eq!(fixture.fake.observed.max_pending.load(Ordering::SeqCst), 32);
     assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
+}
+
+#[test]
+fn read_queued_keeps_the_depth_asked_for_and_no_more() {
+    let fixture = Fixture::new(
+        Behaviour {
+            namespaces: vec![(4096, 12)],
+            hold_until: 8,
+            ..Behaviour::default()
+        },
+        1,
+    );
+    let devices = probe(&fixture);
+    let data = pattern(200 * 4096, 7);
+    fixture.fake.observed.disks.lock().unwrap()[0][..data.len()].copy_from_slice(&data);
+    let mut buffers = vec![vec![0u8; 4096]; 200];
+    // Request 199 is past the end: refused, reported completed only.
+    let mut requests: Vec<BlockRequest<'_>> = buffers
+        .iter_mut()
+        .enumerate()
+        .map(|(i, buffer)| BlockRequest {
+            lba: if i == 199 {
+                1 << 20
+            } else {
+                (i * 7 % 199) as u64
+            },
+            buffer,
+            result: Err(BlockError::Timeout),
+        })
+        .collect();
+    let (mut in_flight, mut most) = (0usize, 0usize);
+    let mut submitted = vec![0usize; 200];
+    let mut completed = vec![0usize; 200];
+    devices[0].read_queued(&mut requests, 8, &mut |index, event| match event {
+        RequestEvent::Submitted => {
+            submitted[index] += 1;
+            in_flight += 1;
+            most = most.max(in_flight);
+        }
+        RequestEvent::Completed => {
+            completed[index] += 1;
+            in_flight = in_flight.saturating_sub(usize::from(submitted[index] > 0));
+        }
+    });
+    assert_eq!(most, 8);
+    assert!(completed.iter().all(|&c| c == 1));
+    assert!(submitted[..199].iter().all(|&s| s == 1));
+    assert_eq!(submitted[199], 0);
+    assert!(matches!(
+        requests[199].result,
+        Err(BlockError::OutOfRange { .. })
+    ));
+    assert!(requests[..199].iter().all(|r| r.result == Ok(())));
+    drop(requests);
+    for (i, buffer) in buffers.iter().take(199).enumerate() {
+        let lba = i * 7 % 199;
+        assert!(
+            buffer[..] == data[lba * 4096..(lba + 1) * 4096],
+            "request {i}"
+        );
+    }
+    // The fake waits (up to two seconds) for 8 commands before it completes
+    // any: it saw 8 at a time, never more.
+    assert_eq!(fixture.fake.observed.max_pending.load(Ordering::SeqCst), 8);
+}
+
+#[test]
+fn a_long_request_is_one_submission_and_one_completion() {
+    let fixture = Fixture::new(Behaviour::default(), 1);
+    let devices = probe(&fixture);
+    let mut big = vec![0u8; 300 * 1024];
+    let mut small = vec![0u8; 4096];
+    let mut requests = [
+        BlockRequest {
+            lba: 0,
+            buffer: &mut big,
+            result: Err(BlockError::Timeout),
+        },
+        BlockRequest {
+            lba: 1000,
+            buffer: &mut small,
+            result: Err(BlockError::Timeout),
+        },
+    ];
+    let mut events = Vec::new();
+    devices[0].read_queued(&mut requests, 2, &mut |index, event| {
+        events.push((index, event))
+    });
+    assert!(requests.iter().all(|r| r.result == Ok(())));
+    // Three commands for the first request, one for the second.
+    assert_eq!(fixture.io_commands().len(), 4);
+    let count = |want: (usize, RequestEvent)| events.iter().filter(|e| **e == want).count();
+    assert_eq!(count((0, RequestEvent::Submitted)), 1);
+    assert_eq!(count((0, RequestEvent::Completed)), 1);
+    assert_eq!(count((1, RequestEvent::Submitted)), 1);
+    assert_eq!(count((1, RequestEvent::Completed)), 1);
+    assert_eq!(events[0], (0, RequestEvent::Submitted));
 }
 
 #[test]

@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
 use stratus_driver_api::clock::Deadline;
-use stratus_driver_api::{BlockDevice, BlockError, BlockRequest, DriverServices};
+use stratus_driver_api::{BlockDevice, BlockError, BlockRequest, DriverServices, RequestEvent};
 use stratus_pci::{PciDriver, PciFunction, Probed};
 use virtio_drivers::device::blk::{BlkReq, BlkResp, SECTOR_SIZE, VirtIOBlk};
 
@@ -19,8 +19,12 @@ use virtio_drivers::device::blk::{BlkReq, BlkResp, SECTOR_SIZE, VirtIOBlk};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Polls allowed per request before the clock runs (never, after boot).
 const POLLS_WITHOUT_CLOCK: u64 = 50_000_000;
-/// Descriptors one request takes (header, data, status): without indirect
-/// descriptors a queue holds its size / 3 requests.
+/// Descriptors one request takes (header, data, status) when the device
+/// does not offer indirect descriptors: the queue then holds its size / 3
+/// requests. With them (QEMU offers them, and virtio-drivers uses them) a
+/// request takes one descriptor and the queue holds its size in requests.
+/// The driver keeps up to the queue size in flight and takes the crate's
+/// "queue full" as "wait for one to complete".
 const DESCRIPTORS_PER_REQUEST: usize = 3;
 
 /// Claims virtio block functions (modern 1af4:1042, transitional 1af4:1001).
@@ -75,13 +79,14 @@ impl PciDriver for VirtioBlkDriver {
         let device = VirtIOBlk::<StratusHal, _>::new(transport)
             .map_err(|e| format!("virtio-blk setup: {e}"))?;
         let capacity = device.capacity();
-        let in_flight = (usize::from(device.virt_queue_size()) / DESCRIPTORS_PER_REQUEST).max(1);
+        let in_flight = usize::from(device.virt_queue_size()).max(1);
         log::info!(
             target: "virtio",
-            "{name} at {address}: {capacity} sectors of 512 bytes ({} MiB){}, queue of {} ({in_flight} requests), {}",
+            "{name} at {address}: {capacity} sectors of 512 bytes ({} MiB){}, queue of {} ({in_flight} requests with indirect descriptors, {} without), {}",
             (capacity * SECTOR_SIZE as u64) >> 20,
             if device.readonly() { ", read-only" } else { "" },
             device.virt_queue_size(),
+            (in_flight / DESCRIPTORS_PER_REQUEST).max(1),
             if interrupts.is_some() { "MSI-X completions" } else { "completions polled" }
         );
         Ok(Probed::Block(vec![Arc::new(VirtioBlk {
@@ -162,6 +167,31 @@ impl VirtioBlk {
     }
 }
 
+/// A request in the available ring: its token, its index in the batch,
+/// and the header and status the device reads and writes.
+type Slot = Option<(u16, usize, BlkReq, BlkResp)>;
+
+/// Every request of a batch not yet ended fails with `error` (the queue is
+/// given up on): those in `slots` and those from `next` on.
+fn give_up(
+    requests: &mut [BlockRequest<'_>],
+    slots: &mut [Slot],
+    next: usize,
+    error: BlockError,
+    observer: &mut dyn FnMut(usize, RequestEvent),
+) {
+    for (_, index, _, _) in slots.iter_mut().filter_map(Option::take) {
+        requests[index].result = Err(error);
+        observer(index, RequestEvent::Completed);
+    }
+    for (index, request) in requests.iter_mut().enumerate().skip(next) {
+        if request.result.is_ok() {
+            request.result = Err(error);
+            observer(index, RequestEvent::Completed);
+        }
+    }
+}
+
 impl BlockDevice for VirtioBlk {
     fn name(&self) -> &str {
         &self.name
@@ -220,19 +250,40 @@ impl BlockDevice for VirtioBlk {
     }
 
     fn read_batch(&self, requests: &mut [BlockRequest<'_>]) {
-        for request in requests.iter_mut() {
+        self.read_queued(requests, usize::MAX, &mut |_, _| {});
+    }
+
+    /// Up to `depth` requests (and no more than the queue holds) in the
+    /// available ring at once; a used one is replaced by the next at once.
+    fn read_queued(
+        &self,
+        requests: &mut [BlockRequest<'_>],
+        depth: usize,
+        observer: &mut dyn FnMut(usize, RequestEvent),
+    ) {
+        for (index, request) in requests.iter_mut().enumerate() {
             request.result = self
                 .check_request(request.lba, request.buffer.len())
                 .map(|_| ());
+            if request.result.is_err() {
+                observer(index, RequestEvent::Completed);
+            }
         }
         let mut device = self.device.lock();
         // Fixed slots (never reallocated while requests are in flight).
-        let mut slots: Vec<Option<(u16, usize, BlkReq, BlkResp)>> = Vec::new();
-        slots.resize_with(self.in_flight.min(requests.len()), || None);
+        let mut slots: Vec<Slot> = Vec::new();
+        slots.resize_with(self.in_flight.min(requests.len()).min(depth.max(1)), || {
+            None
+        });
         let mut next = 0;
         loop {
-            // Fill free slots.
+            // Fill free slots, until the ring has no room left.
+            let mut busy = slots.iter().filter(|s| s.is_some()).count();
+            let mut ring_full = false;
             for slot in slots.iter_mut().filter(|s| s.is_none()) {
+                if ring_full {
+                    break;
+                }
                 while next < requests.len() && requests[next].result.is_err() {
                     next += 1;
                 }
@@ -246,8 +297,22 @@ impl BlockDevice for VirtioBlk {
                 match unsafe {
                     device.read_blocks_nb(request.lba as usize, &mut req, request.buffer, &mut resp)
                 } {
-                    Ok(token) => *slot = Some((token, next, req, resp)),
-                    Err(e) => request.result = Err(device_error(e)),
+                    Ok(token) => {
+                        *slot = Some((token, next, req, resp));
+                        observer(next, RequestEvent::Submitted);
+                        busy += 1;
+                    }
+                    // No descriptors left (without indirect descriptors a
+                    // request takes three): this request waits for one in
+                    // flight to complete. With none in flight it fails.
+                    Err(virtio_drivers::Error::QueueFull) if busy > 0 => {
+                        ring_full = true;
+                        continue;
+                    }
+                    Err(e) => {
+                        request.result = Err(device_error(e));
+                        observer(next, RequestEvent::Completed);
+                    }
                 }
                 next += 1;
             }
@@ -256,9 +321,7 @@ impl BlockDevice for VirtioBlk {
             }
             // Wait for any in-flight request to complete.
             let Some(token) = self.wait_used(&mut device, None) else {
-                for (_, index, _, _) in slots.iter_mut().filter_map(Option::take) {
-                    requests[index].result = Err(BlockError::Timeout);
-                }
+                give_up(requests, &mut slots, next, BlockError::Timeout, observer);
                 return;
             };
             let Some(slot) = slots
@@ -266,6 +329,13 @@ impl BlockDevice for VirtioBlk {
                 .find(|s| s.as_ref().is_some_and(|(t, ..)| *t == token))
             else {
                 log::error!(target: "virtio", "{}: used token {token} unknown", self.name);
+                give_up(
+                    requests,
+                    &mut slots,
+                    next,
+                    BlockError::Device("used ring names an unknown request"),
+                    observer,
+                );
                 return;
             };
             let (token, index, req, mut resp) = slot.take().expect("found above");
@@ -274,6 +344,7 @@ impl BlockDevice for VirtioBlk {
             request.result =
                 unsafe { device.complete_read_blocks(token, &req, request.buffer, &mut resp) }
                     .map_err(device_error);
+            observer(index, RequestEvent::Completed);
         }
     }
 }

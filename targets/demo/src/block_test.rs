@@ -64,7 +64,7 @@ fn fill(buffer: &mut [u8], start: u64) {
 
 /// The partition table the first two blocks show, if any: a GPT header in
 /// block 1 (its protective MBR aside), else an MBR boot signature.
-fn partition_table(first_blocks: &[u8], block_size: usize) -> Option<&'static str> {
+pub(crate) fn partition_table(first_blocks: &[u8], block_size: usize) -> Option<&'static str> {
     if first_blocks.get(block_size..block_size + 8) == Some(b"EFI PART") {
         Some("GPT")
     } else if first_blocks.get(510..512) == Some(&[0x55, 0xaa]) {

@@ -13,8 +13,10 @@
 //! `bench=irq-latency`. Every-CPU checks (see `all_cpus`): `test=ipi-all`,
 //! `test=timer-all`, `test=irq-storm-all`, `test=power-off-cpu1`, and
 //! `bench=ipi-latency`. MSIs (see `msi_test`): `test=msi`. Disks (see
-//! `block_test`): `test=block`. Networking (see `net_http`): `net=http`
-//! (with `ip=` and `gateway=` for a static address).
+//! `block_test`): `test=block`; `bench=block` (see `block_bench`) times
+//! reads on every data disk (`bench_seconds=N` per workload). Networking
+//! (see `net_http`): `net=http` (with `ip=` and `gateway=` for a static
+//! address).
 #![no_std]
 #![no_main]
 
@@ -26,6 +28,7 @@ use platform_x86_64 as platform;
 extern crate alloc;
 
 mod all_cpus;
+mod block_bench;
 mod block_test;
 mod interrupt_tests;
 mod msi_test;
@@ -118,6 +121,13 @@ fn main(mut kernel: Kernel) -> ! {
     }
     if bench.split(',').any(|b| b == "irq-latency") {
         interrupt_tests::latency_bench();
+    }
+    if bench.split(',').any(|b| b == "block") {
+        let seconds = cmdline
+            .get("bench_seconds")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3);
+        block_bench::run(kernel.block_devices(), seconds);
     }
     if cmdline.is("exit", "qemu") {
         kernel.shutdown(ExitStatus::Success);
