@@ -32,11 +32,6 @@ const QD32_ROUND: usize = 1024;
 /// Smallest disk benchmarked.
 const MIN_BYTES: u64 = 1 << 20;
 
-/// The seed of stream `i` of `workload` (the Linux helper uses the same).
-fn seed(workload: Workload, stream: usize) -> u64 {
-    0x5354_5241_5455_5300 + (workload as u64) * 1000 + stream as u64
-}
-
 /// Runs the benchmark on every disk of `devices`.
 pub fn run(devices: &[Arc<dyn BlockDevice>], seconds: u64) {
     let (Some(hz), Some(_)) = (time::ticks_per_second(), timer::now_ticks()) else {
@@ -83,7 +78,7 @@ fn bench_workload(device: &dyn BlockDevice, workload: Workload, hz: u64, seconds
     let size = workload.request_bytes();
     let per_request = size as u64 / block;
     let slots = device.capacity_blocks() / per_request;
-    let mut offsets = Offsets::new(seed(workload, 0), slots, workload.random());
+    let mut offsets = Offsets::new(workload.seed(0), slots, workload.random());
     let ns = |ticks: u64| (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64;
     let mut latencies: Vec<u64> = Vec::with_capacity(1 << 15);
     let mut meter = InflightMeter::new();

@@ -27,6 +27,10 @@ pub enum Workload {
     Rand4kQd32,
     /// 128 KiB reads one after the other from the start, one at a time.
     Seq128kQd1,
+    /// As [`Workload::Rand4kQd32`], by 32 threads doing one read at a time
+    /// (the Linux helper's second way to reach depth 32; not in
+    /// [`Workload::ALL`]).
+    Rand4kQd32Threads,
 }
 
 impl Workload {
@@ -39,13 +43,14 @@ impl Workload {
             Self::Rand4kQd1 => "rand4k-qd1",
             Self::Rand4kQd32 => "rand4k-qd32",
             Self::Seq128kQd1 => "seq128k-qd1",
+            Self::Rand4kQd32Threads => "rand4k-qd32-threads",
         }
     }
 
     /// Bytes per request.
     pub fn request_bytes(self) -> usize {
         match self {
-            Self::Rand4kQd1 | Self::Rand4kQd32 => 4096,
+            Self::Rand4kQd1 | Self::Rand4kQd32 | Self::Rand4kQd32Threads => 4096,
             Self::Seq128kQd1 => 128 * 1024,
         }
     }
@@ -53,9 +58,19 @@ impl Workload {
     /// Requests in flight.
     pub fn depth(self) -> usize {
         match self {
-            Self::Rand4kQd32 => 32,
+            Self::Rand4kQd32 | Self::Rand4kQd32Threads => 32,
             _ => 1,
         }
+    }
+
+    /// The random seed of stream `stream` (the same on both sides; the
+    /// threaded depth-32 run uses the seeds of the other).
+    pub fn seed(self, stream: usize) -> u64 {
+        let base = match self {
+            Self::Rand4kQd32Threads => Self::Rand4kQd32,
+            other => other,
+        };
+        0x5354_5241_5455_5300 + (base as u64) * 1000 + stream as u64
     }
 
     /// Whether positions are random (else sequential, wrapping at the end).
