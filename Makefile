@@ -8,7 +8,7 @@
 #   make cloud-images            build/cloud/: AWS raw + VMDK, GCP tar.gz, Azure VHD, checked
 #   make cloud-commands          print the upload/launch commands for them (runs nothing)
 #   make test                    setup, fmt, clippy, host tests, image checks, QEMU tests (both arches)
-#   make bench                   boot times and sizes
+#   make bench                   boot times, sizes, disk reads beside a Linux guest
 #   make fuzz                    long seeded run of every parser's fuzz target (FUZZ_ITERATIONS)
 #   make clean
 #

@@ -14,6 +14,16 @@ kernel measures itself: after the ready line, `bench=irq-latency` runs 1000 time
 1 ms apart and prints the delay from each deadline to the timer handler's entry, median and
 99th percentile, in counter ticks and ns). Then it prints kernel ELF sizes (file,
 sum of PT_LOAD memsz, text/data/bss), loader .efi sizes and the image's size.
+Then the block figures (`--only block` for these alone, `--only boot` to leave them out):
+on each architecture, STRATUS_BENCH_BLOCK_ROUNDS rounds (default 2) of one Stratus boot
+(`bench=block bench_seconds=N`, N = STRATUS_BENCH_BLOCK_SECONDS, default 3) and one boot of
+the Linux reference guest (ci/linux_guest.py: Debian's cloud kernel, busybox, and
+tools/blockbench's `blockbench-linux`), both reading the same two 128 MiB raw files
+(build/bench-disks/, attached read-only) through an NVMe controller and a virtio-blk-pci
+device: 4 KiB random reads at queue depth 1 and 32 (IOPS, latency median and 99th
+percentile), 128 KiB sequential reads (MiB/s). A table per architecture and device shows
+Stratus, Linux (median of the rounds, min-max beside it) and their ratio. When the Linux
+guest cannot be had (no Debian packages, no musl target) it says why and shows Stratus only.
 Exit status is non-zero only if nothing could be measured at all.
 """
 
@@ -33,6 +43,7 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # no ci/__pycache__ in the source tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import linux_guest  # noqa: E402
 import qemu  # noqa: E402
 
 ROOT = qemu.ROOT
@@ -51,10 +62,14 @@ def clean(raw: bytes) -> str:
     return ANSI.sub(b"", raw).replace(b"\r", b"").decode("utf-8", "replace")
 
 
-def boot_once(arch: str, image: Path, log_path: Path, extra: list[str] | None = None) -> dict:
-    """One boot. Returns the figures found (missing ones are absent) and 'error' if any."""
+def boot_once(arch: str, image: Path, log_path: Path, extra: list[str] | None = None,
+              after_ready: float = AFTER_READY) -> dict:
+    """One boot. Returns the figures found (missing ones are absent) and 'error' if any;
+    'text' is the serial log. The kernel may run `after_ready` seconds after its ready
+    line."""
     vars_path = qemu.fresh_vars(arch, BUILD)
-    cmd = ["timeout", "-k", "5", str(int(TIMEOUT) + 10),
+    timeout = TIMEOUT + after_ready
+    cmd = ["timeout", "-k", "5", str(int(timeout) + 10),
            *qemu.qemu_command(arch, image, vars_path, snapshot=True, extra=extra or [])]
     out: dict = {}
     raw = bytearray()
@@ -67,10 +82,10 @@ def boot_once(arch: str, image: Path, log_path: Path, extra: list[str] | None = 
     try:
         while True:
             now = time.monotonic()
-            if now - t0 > TIMEOUT:
-                out["error"] = f"timeout after {TIMEOUT:.0f} s"
+            if now - t0 > timeout:
+                out["error"] = f"timeout after {timeout:.0f} s"
                 break
-            if ready_at is not None and now - ready_at > AFTER_READY:
+            if ready_at is not None and now - ready_at > after_ready:
                 break  # the kernel did not power off after ready: stop it
             r, _, _ = select.select([fd], [], [], 0.05)
             if not r:
@@ -97,6 +112,7 @@ def boot_once(arch: str, image: Path, log_path: Path, extra: list[str] | None = 
         vars_path.unlink(missing_ok=True)
     text = clean(bytes(raw))
     log_path.write_text(text)
+    out["text"] = text
     m = HANDOFF.search(text)
     if m:
         out["loader_us"] = int(m.group(1))
@@ -113,6 +129,202 @@ def boot_once(arch: str, image: Path, log_path: Path, extra: list[str] | None = 
     if "host_ready_s" not in out and "error" not in out:
         out["error"] = "no ready line"
     return out
+
+
+# ------------------------------------------------------------------------------ block --
+#
+# Stratus (`bench=block`, targets/demo/src/block_bench.rs) and a Linux guest
+# (ci/linux_guest.py with tools/blockbench's helper) read the same two raw files through
+# the same QEMU devices on the same machine, one QEMU at a time, Stratus then Linux in each
+# round so that host load falls on both alike.
+
+BLOCK_LINE = re.compile(r"^(stratus|linux): bench block (disk=\S+ workload=.*)$", re.M)
+BLOCK_DISKS = BUILD / "bench-disks"
+BLOCK_DISK_MIB = 128
+# The device kinds and the QEMU devices for them (the drive ids are referred to below).
+BLOCK_DEVICES = [
+    ("nvme", ["-device", "nvme,serial=bench-nvme,drive=bench-nvme"]),
+    ("virtio-blk", ["-device", "virtio-blk-pci,drive=bench-virtio"]),
+]
+WORKLOADS = ["rand4k-qd1", "rand4k-qd32", "rand4k-qd32-threads", "seq128k-qd1"]
+LINUX_INIT = r"""
+echo "linux: init"
+for i in $(seq 150); do [ -e /sys/block/nvme0n1 ] && [ -e /sys/block/vda ] && break; sleep 0.1; done
+for d in /sys/block/nvme*n* /sys/block/vd*; do
+    n=${d##*/}
+    case $n in *c*) continue;; esac   # nvme0c0n1: a multipath path, not a disk
+    [ -e "$d" ] && /bin/blockbench-linux /dev/$n SECONDS
+done
+echo "linux: bench done"
+poweroff -f
+"""
+
+
+def block_disks() -> list[str]:
+    """The two data disks (raw files of pseudo-random bytes; block 0 zero, so they hold no
+    partition table) as QEMU arguments, read-only: neither guest can write to them."""
+    BLOCK_DISKS.mkdir(parents=True, exist_ok=True)
+    args = []
+    for kind, device in BLOCK_DEVICES:
+        name = "nvme" if kind == "nvme" else "virtio"
+        path = BLOCK_DISKS / f"{name}.raw"
+        if not path.is_file() or path.stat().st_size != BLOCK_DISK_MIB << 20:
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "wb") as f:
+                f.write(bytes(4096))
+                f.write(os.urandom((1 << 20) - 4096))
+                for _ in range(BLOCK_DISK_MIB - 1):
+                    f.write(os.urandom(1 << 20))
+            tmp.rename(path)
+        args += ["-drive", f"if=none,id=bench-{name},format=raw,file={path},readonly=on", *device]
+    return args
+
+
+def kind_of(disk: str) -> str | None:
+    if disk.startswith("nvme"):
+        return "nvme"
+    if disk.startswith("virtio-blk") or disk.startswith("vd"):
+        return "virtio-blk"
+    return None
+
+
+def block_lines(text: str) -> dict[tuple[str, str, str], dict]:
+    """(side, device kind, workload) -> the line's key=value pairs."""
+    out = {}
+    for side, rest in BLOCK_LINE.findall(text):
+        kv = dict(x.split("=", 1) for x in rest.split() if "=" in x)
+        kind = kind_of(kv.get("disk", ""))
+        if kind:
+            out[(side, kind, kv.get("workload", ""))] = kv
+    return out
+
+
+def linux_helper(arch: str) -> Path:
+    """tools/blockbench's Linux helper, a static musl binary for `arch`."""
+    target = f"{arch}-unknown-linux-musl"
+    env = dict(os.environ, **{f"CARGO_TARGET_{target.upper().replace('-', '_')}_LINKER": "rust-lld"})
+    cmd = ["cargo", "build", "--quiet", "--release", "-p", "stratus-blockbench",
+           "--bin", "blockbench-linux", "--target", target]
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    if p.returncode != 0 and "target may not be installed" in p.stderr:
+        subprocess.run(["rustup", "target", "add", target], cwd=ROOT, capture_output=True)
+        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        raise linux_guest.Unavailable(f"could not build blockbench-linux for {target}: "
+                                      f"{p.stderr.strip()[-300:]}")
+    return qemu.target_dir() / target / "release" / "blockbench-linux"
+
+
+def block_bench(arches: list[str], runs: int, seconds: int, log_dir: Path) -> None:
+    image = BUILD / "bench-block.img"
+    p = qemu.build_image(image, f"exit=qemu bench=block bench_seconds={seconds}",
+                         limine_dir=os.environ.get("LIMINE_DIR", ""))
+    if p.returncode != 0:
+        print(f"bench: block: could not build {image}:\n{p.stdout}{p.stderr}", file=sys.stderr)
+        return
+    disks = block_disks()
+    # Each guest runs 4 workloads (Linux; Stratus 3) on 2 disks for `seconds` each.
+    budget = 8 * seconds + 60
+    linux: dict[str, tuple | str] = {}
+    for arch in arches:
+        try:
+            guest = linux_guest.fetch(arch)
+            helper = linux_helper(arch)
+            initrd = linux_guest.build_initramfs(
+                arch, linux_guest.init_prelude() + LINUX_INIT.replace("SECONDS", str(seconds)),
+                BUILD / "linux-guest" / arch / "bench-block.cpio",
+                files={"/bin/blockbench-linux": helper}, guest=guest,
+                modules=("virtio_blk", "virtio_pci"))
+            linux[arch] = (guest, initrd)
+        except linux_guest.Unavailable as e:
+            linux[arch] = str(e)
+    print(f"bench: block: {runs} round(s) per architecture, {seconds} s per workload, "
+          "one QEMU at a time (Stratus, then Linux)", flush=True)
+    results: dict[str, list[dict]] = {arch: [] for arch in arches}
+    for arch in arches:
+        for i in range(runs):
+            r = boot_once(arch, image, log_dir / f"{arch}-block-{i + 1}.log", disks,
+                          after_ready=budget)
+            found = block_lines(r.get("text", ""))
+            note = f" ({r['error']})" if "error" in r else ""
+            print(f"  {arch:8} round {i + 1}/{runs}: Stratus {len(found)} figure line(s){note}",
+                  flush=True)
+            if isinstance(linux[arch], tuple):
+                guest, initrd = linux[arch]
+                cmd = linux_guest.qemu_command(arch, guest.kernel, initrd, disks)
+                text, how = linux_guest.run(cmd, budget + 60, until=r"^linux: bench done",
+                                            log_path=log_dir / f"{arch}-block-linux-{i + 1}.log")
+                lin = block_lines(text)
+                found.update(lin)
+                print(f"  {arch:8} round {i + 1}/{runs}: Linux {len(lin)} figure line(s)"
+                      f"{'' if how == 'until' else f' ({how})'}", flush=True)
+            results[arch].append(found)
+    for arch in arches:
+        block_table(arch, results[arch], linux[arch])
+
+
+def block_table(arch: str, rounds: list[dict], linux) -> None:
+    """Median over rounds (min-max in brackets when there are several) and the ratio of
+    the medians."""
+    def values(side: str, kind: str, workload: str, key: str) -> list[float]:
+        out = []
+        for r in rounds:
+            kv = r.get((side, kind, workload))
+            if kv and key in kv:
+                try:
+                    out.append(float(kv[key]))
+                except ValueError:
+                    pass
+        return out
+
+    def cell(v: list[float], fmt: str) -> str:
+        if not v:
+            return "-"
+        m = fmt.format(statistics.median(v))
+        if len(v) > 1:
+            return f"{m} ({fmt.format(min(v))}-{fmt.format(max(v))})"
+        return m
+
+    def ratio(a: list[float], b: list[float], higher_better: bool = True) -> str:
+        if not a or not b or statistics.median(b) == 0 or statistics.median(a) == 0:
+            return "-"
+        x = statistics.median(a) / statistics.median(b)
+        return f"{x:.2f}x" if higher_better else f"{1 / x:.2f}x"
+
+    rows = [
+        ("4 KiB random QD1: IOPS", "rand4k-qd1", "iops", "{:.0f}", True),
+        ("  latency median (us)", "rand4k-qd1", "lat_median_us", "{:.0f}", False),
+        ("  latency p99 (us)", "rand4k-qd1", "lat_p99_us", "{:.0f}", False),
+        ("4 KiB random QD32: IOPS", "rand4k-qd32", "iops", "{:.0f}", True),
+        ("  latency median (us)", "rand4k-qd32", "lat_median_us", "{:.0f}", False),
+        ("  latency p99 (us)", "rand4k-qd32", "lat_p99_us", "{:.0f}", False),
+        ("  reads in flight (mean)", "rand4k-qd32", "inflight_mean", "{:.1f}", None),
+        ("  Linux, 32 threads: IOPS", "rand4k-qd32-threads", "iops", "{:.0f}", None),
+        ("  Linux, 32 threads: in flight", "rand4k-qd32-threads", "inflight_mean", "{:.1f}", None),
+        ("128 KiB sequential QD1: MiB/s", "seq128k-qd1", "mib_s", "{:.0f}", True),
+        ("  latency median (us)", "seq128k-qd1", "lat_median_us", "{:.0f}", False),
+    ]
+    for kind, _ in BLOCK_DEVICES:
+        print()
+        print(f"block {arch} {kind} ({len(rounds)} round(s): median (min-max))")
+        print(f"  {'':32}{'Stratus':>24}{'Linux':>24}{'Stratus/Linux':>15}")
+        for label, workload, key, fmt, better in rows:
+            st = values("stratus", kind, workload, key)
+            li = values("linux", kind, workload, key)
+            if not st and not li:
+                continue
+            r = ratio(st, li, better) if better is not None else ""
+            print(f"  {label:32}{cell(st, fmt):>24}{cell(li, fmt):>24}{r:>15}")
+        qd1 = (values("stratus", kind, "rand4k-qd1", "iops"), values("linux", kind, "rand4k-qd1", "iops"))
+        qd32 = (values("stratus", kind, "rand4k-qd32", "iops"), values("linux", kind, "rand4k-qd32", "iops"))
+        if all(qd1) and all(qd32):
+            x1 = statistics.median(qd1[0]) / statistics.median(qd1[1])
+            x32 = statistics.median(qd32[0]) / statistics.median(qd32[1])
+            print(f"  goal (QD1 >= 1.5x Linux, QD32 >= 1x): QD1 {x1:.2f}x "
+                  f"{'met' if x1 >= 1.5 else 'not met'}, QD32 {x32:.2f}x "
+                  f"{'met' if x32 >= 1 else 'not met'}")
+    if isinstance(linux, str):
+        print(f"  Linux guest unavailable, Stratus side only: {linux}")
 
 
 # ------------------------------------------------------------------------------ sizes --
@@ -185,12 +397,21 @@ def main() -> int:
                     default=int(os.environ.get("STRATUS_BENCH_ITERATIONS", "3")))
     ap.add_argument("--image", default=os.environ.get("STRATUS_IMAGE", str(BUILD / "stratus.img")),
                     help="image whose size is reported (default build/stratus.img)")
+    ap.add_argument("--only", choices=("boot", "block"),
+                    help="only the boot-time and size figures, or only the block figures")
+    ap.add_argument("--block-rounds", type=int,
+                    default=int(os.environ.get("STRATUS_BENCH_BLOCK_ROUNDS", "2")))
+    ap.add_argument("--block-seconds", type=int,
+                    default=int(os.environ.get("STRATUS_BENCH_BLOCK_SECONDS", "3")))
     a = ap.parse_args()
     arches = a.arch or list(qemu.ARCHES)
     n = max(1, a.iterations)
     BUILD.mkdir(exist_ok=True)
     log_dir = BUILD / "bench-logs"
     log_dir.mkdir(exist_ok=True)
+    if a.only == "block":
+        block_bench(arches, max(1, a.block_rounds), max(1, a.block_seconds), log_dir)
+        return 0
 
     bench_img = BUILD / "bench.img"
     p = qemu.build_image(bench_img, "exit=qemu bench=ipi-latency,irq-latency", limine_dir=os.environ.get("LIMINE_DIR", ""))
@@ -278,6 +499,9 @@ def main() -> int:
               f"{kib(st.st_size)} apparent, {kib(st.st_blocks * 512)} allocated (sparse)")
     else:
         print(f"  image {img}: missing (make image)")
+    if a.only != "boot":
+        print()
+        block_bench(arches, max(1, a.block_rounds), max(1, a.block_seconds), log_dir)
     ok = any("host_ready_s" in r for arch in arches for r in runs[arch])
     return 0 if ok else 1
 
