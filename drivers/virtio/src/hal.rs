@@ -9,9 +9,11 @@
 //! `share` and out on `unshare` as the direction asks — unless it lies in
 //! a DMA buffer a driver registered as device-visible
 //! ([`register_device_visible`], virtio-net's frame pools): that memory is
-//! shared as it is, without a copy.
+//! shared as it is, without a copy. Bounce buffers given back are kept (a
+//! bounded pool, by length) for the next `share`.
 
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 use core::ptr::NonNull;
 use stratus_driver_api::{CachePolicy, DmaBuffer, DriverServices};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
@@ -19,6 +21,53 @@ use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 static SERVICES: spin::Once<&'static dyn DriverServices> = spin::Once::new();
 /// DMA buffers handed to the crate (allocations and bounces), by bus address.
 static BUFFERS: spin::Mutex<BTreeMap<u64, DmaBuffer>> = spin::Mutex::new(BTreeMap::new());
+/// Bounce buffers `unshare` gave back, kept for the next `share` of the same
+/// length: a request shares three buffers (header, data, status), and
+/// taking each from the frame allocator (which zero-fills whole pages) and
+/// giving it back again cost more than the request's copy itself.
+static SPARE: spin::Mutex<Spare> = spin::Mutex::new(Spare {
+    buffers: Vec::new(),
+    bytes: 0,
+});
+/// At most this many spare buffers...
+const SPARE_BUFFERS: usize = 96;
+/// ...holding at most this many bytes.
+const SPARE_BYTES: usize = 4 << 20;
+
+struct Spare {
+    buffers: Vec<DmaBuffer>,
+    bytes: usize,
+}
+
+/// A spare bounce buffer of exactly `len` bytes, if one is kept.
+fn take_spare(len: usize) -> Option<DmaBuffer> {
+    let mut spare = SPARE.lock();
+    let at = spare.buffers.iter().rposition(|b| b.len() == len)?;
+    let buffer = spare.buffers.swap_remove(at);
+    spare.bytes -= len;
+    Some(buffer)
+}
+
+/// Keeps `buffer` for reuse, or frees it when the pool is full.
+fn give_back(buffer: DmaBuffer) {
+    let mut spare = SPARE.lock();
+    if spare.buffers.len() < SPARE_BUFFERS && spare.bytes + buffer.len() <= SPARE_BYTES {
+        spare.bytes += buffer.len();
+        spare.buffers.push(buffer);
+    }
+}
+
+/// Frees every spare bounce buffer (for tests and leak checks).
+pub fn release_spare() {
+    let mut spare = SPARE.lock();
+    spare.buffers.clear();
+    spare.bytes = 0;
+}
+
+/// Spare bounce buffers kept (for tests).
+pub fn spare() -> usize {
+    SPARE.lock().buffers.len()
+}
 
 /// Device-visible regions (DMA buffers a driver owns), by virtual start:
 /// (length, bus address).
@@ -118,9 +167,19 @@ unsafe impl Hal for StratusHal {
         if let Some(bus) = device_visible_bus(buffer.as_ptr() as *mut u8 as usize, len) {
             return bus;
         }
-        let bounce = services()
-            .allocate_dma(len)
-            .expect("virtio: out of DMA memory for a bounce buffer");
+        let bounce = match take_spare(len) {
+            Some(spare) => {
+                // What the device does not write must read as zeros, as
+                // in a fresh buffer, never as an earlier request's data.
+                if direction == BufferDirection::DeviceToDriver {
+                    spare.zero();
+                }
+                spare
+            }
+            None => services()
+                .allocate_dma(len)
+                .expect("virtio: out of DMA memory for a bounce buffer"),
+        };
         if direction != BufferDirection::DeviceToDriver {
             // SAFETY: the crate passes a valid buffer nothing else touches
             // during the call.
@@ -143,5 +202,7 @@ unsafe impl Hal for StratusHal {
             let out = unsafe { buffer.as_mut() };
             bounce.copy_to(0, out);
         }
+        // The device is done with it (the crate unshares only used buffers).
+        give_back(bounce);
     }
 }
