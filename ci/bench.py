@@ -30,6 +30,7 @@ Exit status is non-zero only if nothing could be measured at all.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import select
@@ -240,6 +241,10 @@ def block_bench(arches: list[str], runs: int, seconds: int, log_dir: Path) -> No
             linux[arch] = str(e)
     print(f"bench: block: {runs} round(s) per architecture, {seconds} s per workload, "
           "one QEMU at a time (Stratus, then Linux)", flush=True)
+    for arch in arches:
+        if isinstance(linux[arch], str):
+            print(f"bench: block: {arch}: no Linux guest, Stratus side only: {linux[arch]}",
+                  flush=True)
     results: dict[str, list[dict]] = {arch: [] for arch in arches}
     for arch in arches:
         for i in range(runs):
@@ -308,6 +313,8 @@ def block_table(arch: str, rounds: list[dict], linux) -> None:
         print()
         print(f"block {arch} {kind} ({len(rounds)} round(s): median (min-max))")
         print(f"  {'':32}{'Stratus':>24}{'Linux':>24}{'Stratus/Linux':>15}")
+        if isinstance(linux, str):
+            print(f"  (no Linux guest: {linux})")
         for label, workload, key, fmt, better in rows:
             st = values("stratus", kind, workload, key)
             li = values("linux", kind, workload, key)
@@ -318,13 +325,12 @@ def block_table(arch: str, rounds: list[dict], linux) -> None:
         qd1 = (values("stratus", kind, "rand4k-qd1", "iops"), values("linux", kind, "rand4k-qd1", "iops"))
         qd32 = (values("stratus", kind, "rand4k-qd32", "iops"), values("linux", kind, "rand4k-qd32", "iops"))
         if all(qd1) and all(qd32):
-            x1 = statistics.median(qd1[0]) / statistics.median(qd1[1])
-            x32 = statistics.median(qd32[0]) / statistics.median(qd32[1])
+            # Rounded down, so that a shortfall never prints as "1.00x".
+            x1 = math.floor(100 * statistics.median(qd1[0]) / statistics.median(qd1[1])) / 100
+            x32 = math.floor(100 * statistics.median(qd32[0]) / statistics.median(qd32[1])) / 100
             print(f"  goal (QD1 >= 1.5x Linux, QD32 >= 1x): QD1 {x1:.2f}x "
                   f"{'met' if x1 >= 1.5 else 'not met'}, QD32 {x32:.2f}x "
                   f"{'met' if x32 >= 1 else 'not met'}")
-    if isinstance(linux, str):
-        print(f"  Linux guest unavailable, Stratus side only: {linux}")
 
 
 # ------------------------------------------------------------------------------ sizes --
