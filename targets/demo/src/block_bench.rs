@@ -3,7 +3,8 @@
 //! A disk holding a partition table (the boot disk among them; the same
 //! test as `test=block`) is left alone, as is one whose block size does not
 //! divide 4 KiB or that is smaller than 1 MiB. On each of the others three
-//! workloads run for `bench_seconds=N` seconds each (default 3), only reads:
+//! workloads run for `bench_seconds=N` seconds each (default 3; or until
+//! `stratus_blockbench::MAX_SAMPLES` reads), only reads:
 //!
 //! * `rand4k-qd1`: 4 KiB reads at random 4 KiB-aligned offsets, one after
 //!   the other (`BlockDevice::read`);
@@ -24,7 +25,7 @@ use crate::platform::kernel_core::{logger, time, timer};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use stratus_blockbench::{InflightMeter, Line, Offsets, Summary, Workload};
+use stratus_blockbench::{InflightMeter, Line, MAX_SAMPLES, Offsets, Summary, Workload};
 use stratus_driver_api::{BlockDevice, BlockRequest, RequestEvent};
 
 /// Requests per `read_queued` call at queue depth 32.
@@ -87,7 +88,7 @@ fn bench_workload(device: &dyn BlockDevice, workload: Workload, hz: u64, seconds
     let end = start + seconds * hz;
     if workload.depth() == 1 {
         let mut buffer = vec![0u8; size];
-        while now() < end {
+        while now() < end && latencies.len() < MAX_SAMPLES {
             let lba = offsets.next_slot() * per_request;
             let t0 = now();
             meter.change(t0, true);
@@ -104,7 +105,7 @@ fn bench_workload(device: &dyn BlockDevice, workload: Workload, hz: u64, seconds
         // Per request of a round: when it was submitted, how long it took.
         let mut submitted = vec![None::<u64>; QD32_ROUND];
         let mut took = vec![None::<u64>; QD32_ROUND];
-        while now() < end {
+        while now() < end && latencies.len() < MAX_SAMPLES {
             let mut requests: Vec<BlockRequest<'_>> = buffers
                 .chunks_mut(size)
                 .map(|buffer| BlockRequest {

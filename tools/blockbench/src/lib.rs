@@ -18,6 +18,11 @@
 
 use core::fmt;
 
+/// Latencies a run records at most: a workload ends after its time or after
+/// this many reads, whichever comes first (4 MiB of samples; far beyond what
+/// TCG reaches in seconds, but a bound for faster machines).
+pub const MAX_SAMPLES: usize = 1 << 19;
+
 /// The workloads, by the name printed in the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {

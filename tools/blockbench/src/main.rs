@@ -29,7 +29,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use stratus_blockbench::{Line, Offsets, Summary, Workload};
+use stratus_blockbench::{Line, MAX_SAMPLES, Offsets, Summary, Workload};
 
 #[cfg(target_arch = "x86_64")]
 const O_DIRECT: i32 = 0o40000;
@@ -74,7 +74,7 @@ fn pread_stream(
     let mut offsets = Offsets::new(workload.seed(stream), slots, workload.random());
     loop {
         let start = Instant::now();
-        if start >= deadline {
+        if start >= deadline || latencies.len() >= MAX_SAMPLES / workload.depth() {
             break;
         }
         let at = offsets.next_slot() * size as u64;
@@ -313,7 +313,7 @@ fn aio_stream(device: &Path, workload: Workload, slots: u64, deadline: Instant) 
             } else {
                 errors += 1;
             }
-            if now < deadline {
+            if now < deadline && latencies.len() < MAX_SAMPLES {
                 arm(slot, &mut iocbs[slot]);
                 ready.push(&raw mut iocbs[slot]);
             }
