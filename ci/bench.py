@@ -136,8 +136,8 @@ def boot_once(arch: str, image: Path, log_path: Path, extra: list[str] | None = 
 #
 # Stratus (`bench=block`, targets/demo/src/block_bench.rs) and a Linux guest
 # (ci/linux_guest.py with tools/blockbench's helper) read the same two raw files through
-# the same QEMU devices on the same machine, one QEMU at a time, Stratus then Linux in each
-# round so that host load falls on both alike.
+# the same QEMU devices on the same machine, one QEMU at a time, both in each round (which
+# goes first alternates) so that host load falls on both alike.
 
 BLOCK_LINE = re.compile(r"^(stratus|linux): bench block (disk=\S+ workload=.*)$", re.M)
 BLOCK_DISKS = BUILD / "bench-disks"
@@ -240,7 +240,7 @@ def block_bench(arches: list[str], runs: int, seconds: int, log_dir: Path) -> No
         except linux_guest.Unavailable as e:
             linux[arch] = str(e)
     print(f"bench: block: {runs} round(s) per architecture, {seconds} s per workload, "
-          "one QEMU at a time (Stratus, then Linux)", flush=True)
+          "one QEMU at a time (Stratus and Linux in each, alternating which goes first)", flush=True)
     for arch in arches:
         if isinstance(linux[arch], str):
             print(f"bench: block: {arch}: no Linux guest, Stratus side only: {linux[arch]}",
@@ -248,21 +248,33 @@ def block_bench(arches: list[str], runs: int, seconds: int, log_dir: Path) -> No
     results: dict[str, list[dict]] = {arch: [] for arch in arches}
     for arch in arches:
         for i in range(runs):
-            r = boot_once(arch, image, log_dir / f"{arch}-block-{i + 1}.log", disks,
-                          after_ready=budget)
-            found = block_lines(r.get("text", ""))
-            note = f" ({r['error']})" if "error" in r else ""
-            print(f"  {arch:8} round {i + 1}/{runs}: Stratus {len(found)} figure line(s){note}",
-                  flush=True)
-            if isinstance(linux[arch], tuple):
+            found: dict = {}
+
+            def stratus() -> None:
+                r = boot_once(arch, image, log_dir / f"{arch}-block-{i + 1}.log", disks,
+                              after_ready=budget)
+                got = block_lines(r.get("text", ""))
+                found.update(got)
+                note = f" ({r['error']})" if "error" in r else ""
+                print(f"  {arch:8} round {i + 1}/{runs}: Stratus {len(got)} figure line(s){note}",
+                      flush=True)
+
+            def linux_side() -> None:
+                if not isinstance(linux[arch], tuple):
+                    return
                 guest, initrd = linux[arch]
                 cmd = linux_guest.qemu_command(arch, guest.kernel, initrd, disks)
                 text, how = linux_guest.run(cmd, budget + 60, until=r"^linux: bench done",
                                             log_path=log_dir / f"{arch}-block-linux-{i + 1}.log")
-                lin = block_lines(text)
-                found.update(lin)
-                print(f"  {arch:8} round {i + 1}/{runs}: Linux {len(lin)} figure line(s)"
+                got = block_lines(text)
+                found.update(got)
+                print(f"  {arch:8} round {i + 1}/{runs}: Linux {len(got)} figure line(s)"
                       f"{'' if how == 'until' else f' ({how})'}", flush=True)
+
+            # Alternate which side goes first, so a change of host load between the
+            # two boots of a round does not always fall on the same side.
+            for side in ((stratus, linux_side) if i % 2 == 0 else (linux_side, stratus)):
+                side()
             results[arch].append(found)
     for arch in arches:
         block_table(arch, results[arch], linux[arch])
