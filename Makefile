@@ -195,6 +195,7 @@ test: setup
 bench: image
 	$(call say,bench)
 	@CARGO_TARGET_DIR="$(TARGET_DIR)" STRATUS_IMAGE="$(IMAGE)" $(PYTHON) ci/bench.py
+	@CARGO_TARGET_DIR="$(TARGET_DIR)" $(PYTHON) ci/net_bench.py
 
 # Every parser that takes outside input has a `fuzz_*` test (ci/fuzz): `make test` runs a
 # short seeded pass of each; this runs a long one, optimised.

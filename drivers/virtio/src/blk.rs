@@ -1,7 +1,7 @@
 //! The virtio-blk driver and its `BlockDevice`.
 
-use crate::hal::{self, StratusHal};
-use crate::interrupts::QueueInterrupts;
+use crate::hal::StratusHal;
+use crate::interrupts::{QueueInterrupts, bring_up};
 use crate::transport::ModernPciTransport;
 use alloc::format;
 use alloc::string::String;
@@ -54,28 +54,11 @@ impl PciDriver for VirtioBlkDriver {
         function: PciFunction,
         services: &'static dyn DriverServices,
     ) -> Result<Probed, String> {
-        hal::install(services);
         let index = DEVICES.fetch_add(1, Ordering::Relaxed);
         let name = format!("virtio-blk{index}");
         let address = function.address;
-        // Registers and the MSI-X table must answer before they are set up.
-        function.enable_memory_space();
-        let mut transport = ModernPciTransport::new(&function, services)?;
-        let interrupts = match QueueInterrupts::set_up(
-            &function,
-            services,
-            &mut transport,
-            &[0],
-            on_completion,
-            index,
-        ) {
-            Ok(interrupts) => Some(interrupts),
-            Err(e) => {
-                log::warn!(target: "virtio", "{name}: no MSI-X ({e}); completions polled");
-                None
-            }
-        };
-        function.enable_bus_master();
+        let (transport, interrupts) =
+            bring_up(&function, services, &name, &[0], on_completion, index)?;
         let device = VirtIOBlk::<StratusHal, _>::new(transport)
             .map_err(|e| format!("virtio-blk setup: {e}"))?;
         let capacity = device.capacity();

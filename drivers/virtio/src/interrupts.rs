@@ -9,6 +9,34 @@ use stratus_driver_api::{DriverServices, InterruptHandler, MsiRequest, MsiVector
 use stratus_pci::msix::Msix;
 use stratus_pci::{PciFunction, regs};
 
+/// What a virtio function needs before its device driver (virtio-drivers')
+/// initialises it: the `Hal`'s services, memory decoding (so registers and
+/// the MSI-X table answer), the transport, MSI-X vectors for `queues` (or
+/// `None`, logged: the device is then polled), and bus mastering.
+pub fn bring_up(
+    function: &PciFunction,
+    services: &'static dyn DriverServices,
+    name: &str,
+    queues: &[u16],
+    handler: InterruptHandler,
+    context: usize,
+) -> Result<(ModernPciTransport, Option<QueueInterrupts>), String> {
+    crate::hal::install(services);
+    function.enable_memory_space();
+    let mut transport = ModernPciTransport::new(function, services)?;
+    let interrupts =
+        match QueueInterrupts::set_up(function, services, &mut transport, queues, handler, context)
+        {
+            Ok(interrupts) => Some(interrupts),
+            Err(e) => {
+                log::warn!(target: "virtio", "{name}: no MSI-X ({e}); polled");
+                None
+            }
+        };
+    function.enable_bus_master();
+    Ok((transport, interrupts))
+}
+
 /// The vectors of one device's queues.
 #[derive(Debug)]
 pub struct QueueInterrupts {

@@ -13,7 +13,7 @@
 //! [`NetDevice::receive_interrupts`] says so.
 
 use crate::hal::{self, StratusHal};
-use crate::interrupts::QueueInterrupts;
+use crate::interrupts::{QueueInterrupts, bring_up};
 use crate::transport::ModernPciTransport;
 use alloc::format;
 use alloc::string::String;
@@ -68,28 +68,17 @@ impl PciDriver for VirtioNetDriver {
         function: PciFunction,
         services: &'static dyn DriverServices,
     ) -> Result<Probed, String> {
-        hal::install(services);
         let index = DEVICES.fetch_add(1, Ordering::Relaxed);
         let name = format!("virtio-net{index}");
-        // Registers and the MSI-X table must answer before they are set up.
-        function.enable_memory_space();
-        let mut transport = ModernPciTransport::new(&function, services)?;
-        let config = transport.device_config();
-        let interrupts = match QueueInterrupts::set_up(
+        let (transport, interrupts) = bring_up(
             &function,
             services,
-            &mut transport,
+            &name,
             &[RECEIVE_QUEUE, TRANSMIT_QUEUE],
             on_interrupt,
             index,
-        ) {
-            Ok(interrupts) => Some(interrupts),
-            Err(e) => {
-                log::warn!(target: "virtio", "{name}: no MSI-X ({e}); polled");
-                None
-            }
-        };
-        function.enable_bus_master();
+        )?;
+        let config = transport.device_config();
         let raw = Raw::new(transport).map_err(|e| format!("virtio-net setup: {e}"))?;
         let pool_bytes = QUEUE_SIZE * BUFFER_BYTES;
         let rx_pool = services
