@@ -124,9 +124,12 @@ TIMER_ALL_LINE = r"^stratus: timer-all cpus=4 expected_hz=1000 min_rate_hz=\d+ m
 TIMER_ALL_BOUNDS = {"min_rate_hz": (800, 1200), "max_rate_hz": (800, 1200)}
 STORM_ALL_HANDLER_LOG = r"storm: cpu [1-3] tick 1000 logged from its timer interrupt$"
 STORM_ALL_LINE = r"^stratus: irq-storm-all cpus=4 rate_hz=5000 expected_ticks=\d+ lost=\d+$"
-# expected_ticks measures the window (3 s, stopped by an IPI whose delivery a busy host can
-# delay by a period or two: 15151 was seen), not a loss; lost is the loss.
-STORM_ALL_BOUNDS = {"lost": (0, 150), "expected_ticks": (14_850, 15_300)}
+# expected_ticks measures the boot CPU's window (3 s); lost is, over the CPUs, the most
+# deadlines due in a CPU's own window (opened and closed by IPIs a busy host may delay)
+# whose callback never ran, late callbacks of a stalled vCPU counted (0 in every run
+# seen, 5 QEMUs on 2 cores included; was 1 % with one window for all, which IPI delays
+# alone exceeded).
+STORM_ALL_BOUNDS = {"lost": (0, 15), "expected_ticks": (14_850, 15_300)}
 
 # Nothing of these may appear in a case that expects a clean boot / a clean loader error.
 KERNEL_TROUBLE = [PANIC, CPU_EXCEPTION]
