@@ -46,7 +46,7 @@ impl PciDriver for VirtioBlkDriver {
     }
 
     fn claims(&self, function: &PciFunction) -> bool {
-        function.vendor_id == 0x1af4 && matches!(function.device_id, 0x1042 | 0x1001)
+        crate::transport::claims(function, virtio_drivers::transport::DeviceType::Block)
     }
 
     fn probe(

@@ -60,7 +60,7 @@ impl PciDriver for VirtioNetDriver {
     }
 
     fn claims(&self, function: &PciFunction) -> bool {
-        function.vendor_id == 0x1af4 && matches!(function.device_id, 0x1041 | 0x1000)
+        crate::transport::claims(function, virtio_drivers::transport::DeviceType::Network)
     }
 
     fn probe(

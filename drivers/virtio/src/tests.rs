@@ -104,3 +104,17 @@ fn spare_bounce_buffers_are_reused_zeroed_and_bounded() {
     hal::release_spare();
     assert_eq!(hal::spare(), 0);
 }
+
+#[test]
+fn device_ids_name_their_virtio_type() {
+    use crate::transport::device_type;
+    use virtio_drivers::transport::DeviceType;
+    assert_eq!(device_type(0x1000), Some(DeviceType::Network));
+    assert_eq!(device_type(0x1001), Some(DeviceType::Block));
+    assert_eq!(device_type(0x1041), Some(DeviceType::Network));
+    assert_eq!(device_type(0x1042), Some(DeviceType::Block));
+    // Not virtio, or a type id no device has.
+    assert_eq!(device_type(0x1040), None);
+    assert_eq!(device_type(0x1002 + 0x100), None);
+    assert_eq!(device_type(0x10ff), None);
+}

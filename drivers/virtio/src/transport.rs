@@ -117,6 +117,12 @@ pub fn device_type(device_id: u16) -> Option<DeviceType> {
     }
 }
 
+/// Whether `function` is a virtio device of type `wanted` (vendor 0x1af4,
+/// a modern or transitional device id, see [`device_type`]).
+pub fn claims(function: &PciFunction, wanted: DeviceType) -> bool {
+    function.vendor_id == 0x1af4 && device_type(function.device_id) == Some(wanted)
+}
+
 /// The modern virtio-pci transport of one function.
 #[derive(Debug)]
 pub struct ModernPciTransport {
