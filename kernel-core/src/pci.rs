@@ -16,8 +16,8 @@ use alloc::vec::Vec;
 use stratus_arch::Arch;
 use stratus_driver_api::{BlockDevice, CachePolicy, DriverServices, NetDevice};
 use stratus_pci::{
-    ConfigAccess, EcamConfigAccess, IoSpace, IoWindow, LegacyConfigAccess, PciDriver, PciFunction,
-    Probed, enumerate,
+    ConfigAccess, EcamConfigAccess, IoSpace, LegacyConfigAccess, PciDriver, PciFunction, Probed,
+    enumerate,
 };
 
 /// The drivers a platform offers PCI functions to, in order of preference.
@@ -153,11 +153,7 @@ impl IoSpaces {
             }
             return IoSpace::Unknown;
         };
-        let windows = bridge.io_windows.iter().map(|w| IoWindow {
-            pci_start: w.pci_start,
-            pci_end: w.pci_end,
-            translation: w.translation,
-        });
+        let windows = bridge.io_windows.iter().map(|w| w.pci_window());
         let space = IoSpace::memory(windows);
         if first {
             match (&space, &bridge.crs_error) {

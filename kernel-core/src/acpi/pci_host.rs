@@ -60,14 +60,19 @@ pub struct IoWindow {
 }
 
 impl IoWindow {
-    /// The CPU-side address of PCI port `port`, when the window holds
-    /// `port..port + len`.
-    pub fn cpu_address(&self, port: u64, len: u64) -> Option<u64> {
-        let last = port.checked_add(len.checked_sub(1)?)?;
-        if port < self.pci_start || last > self.pci_end {
-            return None;
+    /// The window as `stratus-pci` translates I/O BARs through it.
+    pub fn pci_window(&self) -> stratus_pci::IoWindow {
+        stratus_pci::IoWindow {
+            pci_start: self.pci_start,
+            pci_end: self.pci_end,
+            translation: self.translation,
         }
-        port.checked_add(self.translation)
+    }
+
+    /// The CPU-side address of PCI port `port`, when the window holds
+    /// `port..port + len` (`stratus_pci::IoWindow::cpu_address`).
+    pub fn cpu_address(&self, port: u64, len: u64) -> Option<u64> {
+        self.pci_window().cpu_address(port, len)
     }
 }
 
